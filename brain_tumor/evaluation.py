@@ -1,0 +1,59 @@
+"""Metrics for a model's predictions on a labelled set, as plain JSON-able dicts."""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.metrics import accuracy_score, classification_report, confusion_matrix, precision_recall_fscore_support
+
+OVERFITTING_GAP = 0.10  # train accuracy above validation accuracy by more than this: overfitting
+
+
+def predict_probabilities(model, pixels: np.ndarray, batch_size: int = 64) -> np.ndarray:
+    return model.predict(pixels.astype(np.float32), batch_size=batch_size, verbose=0)
+
+
+def error_analysis(confusion: np.ndarray, class_names: list[str]) -> dict:
+    """Per true class: how many, how many right, and where the others went."""
+    analysis = {}
+    for i, name in enumerate(class_names):
+        row = confusion[i]
+        confused = {class_names[j]: int(row[j]) for j in range(len(class_names)) if j != i and row[j]}
+        text = f"{name}: {int(row.sum())} samples, {int(row[i])} correct"
+        text += "".join(f", {n} confused with {other}" for other, n in confused.items())
+        analysis[name] = {"count": int(row.sum()), "correct": int(row[i]), "confused_with": confused, "text": text}
+    return analysis
+
+
+def evaluate_predictions(y_true: np.ndarray, probabilities: np.ndarray, class_names: list[str]) -> dict:
+    """Accuracy, macro and weighted precision/recall/F1, the per-class report, confusion matrices (absolute and
+    row-normalised) and the per-class error analysis."""
+    y_pred = probabilities.argmax(axis=1)
+    labels = list(range(len(class_names)))
+    precision, recall, f1, _ = precision_recall_fscore_support(y_true, y_pred, labels=labels, average="macro",
+                                                               zero_division=0)
+    w_precision, w_recall, w_f1, _ = precision_recall_fscore_support(y_true, y_pred, labels=labels,
+                                                                     average="weighted", zero_division=0)
+    confusion = confusion_matrix(y_true, y_pred, labels=labels)
+    row_sums = confusion.sum(axis=1, keepdims=True)
+    normalised = np.divide(confusion, row_sums, out=np.zeros(confusion.shape), where=row_sums > 0)
+    return {
+        "samples": int(len(y_true)),
+        "accuracy": float(accuracy_score(y_true, y_pred)),
+        "macro_precision": float(precision),
+        "macro_recall": float(recall),
+        "macro_f1": float(f1),
+        "weighted_precision": float(w_precision),
+        "weighted_recall": float(w_recall),
+        "weighted_f1": float(w_f1),
+        "per_class": classification_report(y_true, y_pred, labels=labels, target_names=class_names,
+                                           output_dict=True, zero_division=0),
+        "confusion_matrix": confusion.tolist(),
+        "confusion_matrix_normalised": normalised.round(4).tolist(),
+        "errors": error_analysis(confusion, class_names),
+    }
+
+
+def overfitting_check(train_accuracy: float, val_accuracy: float) -> dict:
+    gap = train_accuracy - val_accuracy
+    verdict = "overfitting" if gap > OVERFITTING_GAP else "no clear overfitting"
+    return {"train_accuracy": train_accuracy, "val_accuracy": val_accuracy, "gap": gap, "verdict": verdict}

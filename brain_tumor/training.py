@@ -1,0 +1,96 @@
+"""Fitting one model the seed's way: Adam, categorical cross-entropy, balanced class weights, early stopping and
+learning-rate decay on the validation loss, with a per-epoch history."""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass
+
+import keras
+import numpy as np
+import tensorflow as tf
+from sklearn.utils.class_weight import compute_class_weight
+
+from .augment import build_augmentation
+from .errors import UserError
+from .inputs import make_dataset
+
+AUGMENT_PLACES = ("auto", "model", "tfdata", "none")
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 15
+    learning_rate: float = 1e-4
+    batch_size: int = 32
+    seed: int = 42
+    early_stopping_patience: int = 5
+    lr_factor: float = 0.5
+    lr_patience: int = 3
+    augment_on: str = "auto"  # "model": inside the model (GPU); "tfdata": in the input pipeline (CPU); "none"
+
+
+def balanced_class_weights(labels: np.ndarray, num_classes: int) -> dict[int, float]:
+    """scikit-learn's 'balanced' weights, n / (k · n_c), over the classes present in `labels` (the training split)."""
+    present = np.unique(labels)
+    weights = compute_class_weight("balanced", classes=present, y=labels)
+    return {int(c): float(w) for c, w in zip(present, weights) if c < num_classes}
+
+
+def resolve_augment_place(place: str) -> str:
+    if place not in AUGMENT_PLACES:
+        raise UserError(f"Unknown augmentation place '{place}'; choose from {', '.join(AUGMENT_PLACES)}.")
+    if place == "auto":
+        return "model" if tf.config.list_physical_devices("GPU") else "tfdata"
+    return place
+
+
+class EpochLog(keras.callbacks.Callback):
+    """Per epoch: the metrics Keras logs, the learning rate the epoch ran with, and its wall time."""
+
+    def __init__(self):
+        super().__init__()
+        self.epochs: list[dict] = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+        self._learning_rate = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+
+    def on_epoch_end(self, epoch, logs=None):
+        row = {"epoch": epoch + 1, **{k: float(v) for k, v in (logs or {}).items() if k != "learning_rate"}}
+        row.update(learning_rate=self._learning_rate, epoch_seconds=time.perf_counter() - self._start)
+        self.epochs.append(row)
+
+
+def fit(model, train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, np.ndarray], num_classes: int,
+        config: TrainConfig, class_weight: dict[int, float] | None = None, verbose: int | None = None) -> list[dict]:
+    """Train `model` in place; on return it holds the weights of its best validation-loss epoch.
+    Returns the per-epoch history."""
+    keras.utils.set_random_seed(config.seed)
+    place = resolve_augment_place(config.augment_on)
+    augmentation = build_augmentation(config.seed) if place != "none" else None
+    train_ds = make_dataset(*train, num_classes, config.batch_size, shuffle=True, seed=config.seed,
+                            augmentation=augmentation if place == "tfdata" else None)
+    val_ds = make_dataset(*val, num_classes, config.batch_size)
+    # With augmentation on the GPU, a wrapper model trains; `model` shares its weights and stays free of it.
+    trainer = keras.Sequential([augmentation, model], name=f"{model.name}_train") if place == "model" else model
+    trainer.compile(optimizer=keras.optimizers.Adam(config.learning_rate), loss="categorical_crossentropy",
+                    metrics=["accuracy"])
+    log = EpochLog()
+    callbacks = [
+        keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.early_stopping_patience,
+                                      restore_best_weights=True),
+        keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=config.lr_factor, patience=config.lr_patience),
+        log,
+    ]
+    if verbose is None:
+        verbose = 1 if sys.stdout.isatty() else 2  # progress bars on a terminal, one line per epoch in logs
+    trainer.fit(train_ds, validation_data=val_ds, epochs=config.epochs, class_weight=class_weight, shuffle=False,
+                callbacks=callbacks, verbose=verbose)
+    return log.epochs
+
+
+def best_epoch(history: list[dict]) -> dict:
+    """The epoch whose weights the model keeps (lowest validation loss, as EarlyStopping restores)."""
+    return min(history, key=lambda row: row["val_loss"])
