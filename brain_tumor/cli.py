@@ -68,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="generate a small synthetic dataset, train and evaluate on it")
     demo.add_argument("--out", default="runs/demo")
     demo.add_argument("--model", default="cnn_a")
-    demo.add_argument("--epochs", type=int, default=10)
+    demo.add_argument("--epochs", type=int, default=15)
     demo.add_argument("--image-size", type=int, default=64)
     return parser
 

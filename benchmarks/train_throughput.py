@@ -1,0 +1,128 @@
+"""Input-pipeline and training throughput: the project's pipeline (decode once, gather from memory) against a naive
+one (read and decode every JPEG every epoch), and the training FLOP/s reached as a share of this machine's measured
+float32 matmul peak. Everything is measured in one run and printed as ratios (this machine is noisy).
+
+    python benchmarks/train_throughput.py --data ../shared/datasets/brain-tumor-mri/Training --model cnn_a \
+        --image-size 128 --limit 1024
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+from keras import layers  # noqa: E402
+
+from brain_tumor.augment import build_augmentation  # noqa: E402
+from brain_tumor.data import find_layout, list_class_files, scan  # noqa: E402
+from brain_tumor.inputs import make_dataset  # noqa: E402
+from brain_tumor.models import build_model  # noqa: E402
+
+
+def naive_dataset(files, labels, num_classes, image_size, batch_size, augmentation):
+    """What a first tf.data port of ImageDataGenerator does: read and decode every file, every epoch."""
+    def load(path, label):
+        image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
+        image = tf.image.resize(image, (image_size, image_size))
+        return image, tf.one_hot(label, num_classes)
+
+    dataset = tf.data.Dataset.from_tensor_slices((files, labels)).shuffle(len(files), seed=0)
+    dataset = dataset.map(load, num_parallel_calls=tf.data.AUTOTUNE).batch(batch_size)
+    dataset = dataset.map(lambda x, y: (augmentation(x, training=True), y), num_parallel_calls=tf.data.AUTOTUNE)
+    return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def images_per_second(dataset, n_images):
+    start = time.perf_counter()
+    for _ in dataset:
+        pass
+    return n_images / (time.perf_counter() - start)
+
+
+def training_images_per_second(model, dataset, n_images):
+    model.fit(dataset.take(2), epochs=1, verbose=0)  # compile the step outside the timing
+    start = time.perf_counter()
+    model.fit(dataset, epochs=1, verbose=0)
+    return n_images / (time.perf_counter() - start)
+
+
+def forward_flops_per_image(model) -> int:
+    """Multiply-adds × 2 of the Conv2D and Dense layers (the rest is noise next to them)."""
+    flops = 0
+    for layer in model._flatten_layers():
+        if isinstance(layer, layers.Conv2D):
+            _, h, w, c_out = layer.output.shape
+            k_h, k_w = layer.kernel_size
+            flops += 2 * h * w * c_out * k_h * k_w * layer.input.shape[-1]
+        elif isinstance(layer, layers.Dense):
+            flops += 2 * layer.input.shape[-1] * layer.units
+    return flops
+
+
+def matmul_peak_flops(n=2048, repeats=20) -> float:
+    a = tf.random.normal((n, n))
+    b = tf.random.normal((n, n))
+    tf.matmul(a, b).numpy()
+    start = time.perf_counter()
+    for _ in range(repeats):
+        c = tf.matmul(a, b)
+    c.numpy()
+    return 2 * n**3 * repeats / (time.perf_counter() - start)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", required=True)
+    parser.add_argument("--model", default="cnn_a")
+    parser.add_argument("--image-size", type=int, default=128)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--limit", type=int, default=1024, help="images used (a seeded sample of the folder)")
+    args = parser.parse_args()
+
+    layout = find_layout(args.data)
+    classes, _ = list_class_files(layout.train_dir)
+    names = sorted(classes)
+    every = [(str(p), names.index(c)) for c in names for p in classes[c]]
+    chosen = [every[i] for i in sorted(np.random.default_rng(0).permutation(len(every))[: args.limit])]
+    files, labels = [f for f, _ in chosen], np.array([lab for _, lab in chosen])
+
+    start = time.perf_counter()
+    scanned = scan(layout, args.image_size, files=[(f, names[lab]) for f, lab in chosen],
+                   class_names=names, progress=False)
+    decode_seconds = time.perf_counter() - start
+    n = len(scanned.files)
+    augmentation = build_augmentation(seed=0)
+    ours = make_dataset(scanned.pixels, scanned.labels, len(names), args.batch_size, shuffle=True,
+                        augmentation=augmentation)
+    naive = naive_dataset(files, labels, len(names), args.image_size, args.batch_size, augmentation)
+
+    images_per_second(ours, n), images_per_second(naive, n)  # warm both (tracing, thread pools)
+    ours_input, naive_input = images_per_second(ours, n), images_per_second(naive, n)
+
+    model = build_model(args.model, args.image_size, len(names), resnet_weights=None)
+    model.compile(optimizer=keras.optimizers.Adam(1e-4), loss="categorical_crossentropy")
+    ours_train = training_images_per_second(model, ours, n)
+    naive_train = training_images_per_second(model, naive, n)
+
+    train_flops = 3 * forward_flops_per_image(model) * ours_train  # backward ≈ 2× forward
+    peak = matmul_peak_flops()
+
+    print(f"model {args.model} at {args.image_size}px, batch {args.batch_size}, {n} images, "
+          f"{os.cpu_count()} CPU cores, TensorFlow {tf.__version__}")
+    print(f"one-time decode (scan, pHash, resize): {n / decode_seconds:8.1f} images/s")
+    print(f"input pipeline alone, per epoch: ours {ours_input:8.1f} images/s, naive {naive_input:8.1f} images/s, "
+          f"ratio {ours_input / naive_input:.2f}x")
+    print(f"training epoch:                  ours {ours_train:8.1f} images/s, naive {naive_train:8.1f} images/s, "
+          f"ratio {ours_train / naive_train:.2f}x")
+    print(f"training FLOP/s {train_flops / 1e9:.1f} GFLOP/s vs float32 matmul peak {peak / 1e9:.1f} GFLOP/s: "
+          f"{train_flops / peak:.1%} of peak")
+
+
+if __name__ == "__main__":
+    main()

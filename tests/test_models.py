@@ -1,0 +1,106 @@
+"""The four models: the seed's layer structure, true parameter counts, ResNet50 weights, saving with metadata."""
+
+import numpy as np
+import pytest
+from keras import layers
+
+from brain_tumor.errors import UserError
+from brain_tumor.models import (MODEL_SPECS, ResNet50Preprocess, build_model, build_resnet50, count_params,
+                                load_model, read_metadata, save_model)
+
+
+def conv_layers(model):
+    return [layer for layer in model.layers if isinstance(layer, layers.Conv2D)]
+
+
+@pytest.mark.parametrize("name, filters, kernel, dropout", [
+    ("cnn_a", [32, 64, 128], 3, 0.3),
+    ("cnn_b", [16, 32, 64, 128], 3, 0.5),
+    ("cnn_c", [32, 64, 128], 5, 0.4),
+])
+def test_custom_cnn_structure_is_the_seeds(name, filters, kernel, dropout):
+    model = build_model(name, 64, 4)
+    convs = conv_layers(model)
+    assert [c.filters for c in convs] == filters
+    assert all(c.kernel_size == (kernel, kernel) and c.padding == "same" for c in convs)
+    kinds = [type(layer).__name__ for layer in model.layers]
+    assert kinds == (["InputLayer", "Rescaling"] + ["Conv2D", "BatchNormalization", "MaxPooling2D"] * len(filters)
+                     + ["Flatten", "Dense", "Dropout", "Dense"])
+    assert [d.units for d in model.layers if isinstance(d, layers.Dense)] == [128, 4]
+    assert next(d for d in model.layers if isinstance(d, layers.Dropout)).rate == dropout
+    assert model.output_shape == (None, 4)
+
+
+def expected_cnn_params(filters, kernel, size, classes=4):
+    total, channels = 0, 3
+    for f in filters:
+        total += kernel * kernel * channels * f + f + 4 * f  # conv weights + bias, BatchNorm's 4 per channel
+        channels, size = f, size // 2
+    return total + (size * size * channels) * 128 + 128 + 128 * classes + classes
+
+
+@pytest.mark.parametrize("name", ["cnn_a", "cnn_b", "cnn_c"])
+def test_true_parameter_counts_at_224(name):
+    spec = MODEL_SPECS[name]
+    params = count_params(build_model(name, 224, 4))
+    assert params["total"] == expected_cnn_params(spec.filters, spec.kernel_size, 224)
+    if name == "cnn_a":
+        assert params["total"] == 12_939_844  # measured in the seed notebook (which claimed ~1.2M)
+
+
+def test_resnet50_frozen_base_and_seed_head():
+    model = build_model("resnet50", 32, 4, resnet_weights=None)
+    assert isinstance(model.layers[1], ResNet50Preprocess)
+    base = model.layers[2]
+    assert base.name == "resnet50" and not base.trainable
+    head = [type(layer).__name__ for layer in model.layers[3:]]
+    assert head == ["GlobalAveragePooling2D", "Dense", "BatchNormalization", "Dropout", "Dense", "Dropout", "Dense"]
+    assert [d.units for d in model.layers if isinstance(d, layers.Dense)] == [256, 128, 4]
+    assert [d.rate for d in model.layers if isinstance(d, layers.Dropout)] == [0.5, 0.3]
+    params = count_params(model)
+    # trainable: the head only (2048·256+256, BN γβ 512, 256·128+128, 128·4+4)
+    assert params["trainable"] == 524_544 + 512 + 32_896 + 516
+    assert params["total"] == 23_587_712 + 524_544 + 1024 + 32_896 + 516
+
+
+def test_resnet50_preprocessing_is_its_own():
+    pixels = np.full((1, 2, 2, 3), [10.0, 20.0, 30.0], np.float32)
+    out = np.asarray(ResNet50Preprocess()(pixels))
+    assert np.allclose(out[0, 0, 0], [30 - 103.939, 20 - 116.779, 10 - 123.68], atol=1e-3)  # BGR, ImageNet mean
+
+
+def test_resnet50_loads_a_local_weights_file(tmp_path):
+    import keras
+    source = keras.applications.ResNet50(include_top=False, weights=None, input_shape=(32, 32, 3))
+    path = tmp_path / "resnet50_notop.weights.h5"
+    source.save_weights(path)
+    model = build_resnet50(32, 4, weights=str(path))
+    loaded = model.get_layer("resnet50").get_weights()
+    assert all(np.array_equal(a, b) for a, b in zip(loaded, source.get_weights()))
+
+
+def test_resnet50_missing_weights_file_is_a_clear_error(tmp_path):
+    with pytest.raises(UserError, match="weights file not found.*--resnet-weights|weights file not found"):
+        build_resnet50(32, 4, weights=str(tmp_path / "missing.h5"))
+
+
+def test_unknown_model_is_a_clear_error():
+    with pytest.raises(UserError, match="Unknown model 'vgg16'"):
+        build_model("vgg16")
+
+
+def test_saved_model_carries_its_metadata_and_predicts_the_same(tmp_path):
+    model = build_model("cnn_b", 32, 4)
+    metadata = {"model_name": "cnn_b", "class_names": ["a", "b", "c", "d"], "image_size": 32}
+    path = save_model(model, tmp_path / "model.keras", metadata)
+    loaded, loaded_metadata = load_model(path)
+    assert loaded_metadata == metadata
+    pixels = np.random.default_rng(0).uniform(0, 255, (3, 32, 32, 3)).astype(np.float32)
+    assert np.allclose(model.predict(pixels, verbose=0), loaded.predict(pixels, verbose=0), atol=1e-6)
+
+
+def test_a_foreign_keras_file_is_refused(tmp_path):
+    path = tmp_path / "other.keras"
+    build_model("cnn_b", 32, 4).save(path)
+    with pytest.raises(UserError, match="not a model saved by this project"):
+        read_metadata(path)
