@@ -1,10 +1,11 @@
-"""The whole of one experiment, from a data folder to a saved, evaluated model: what `brain-tumor train` and
-`brain-tumor evaluate` run, and what the pipeline steps call piece by piece."""
+"""From a data folder to a saved, evaluated model, in the pieces the pipeline steps call one by one
+(prepare → train → evaluate) and whole for `brain-tumor train`."""
 
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -12,12 +13,10 @@ import numpy as np
 import pandas as pd
 
 from . import __version__
+from .class_balance import balanced_class_weights
 from .data import Layout, ScannedData, data_report, find_layout, scan, write_data_report
 from .errors import UserError
-from .evaluation import evaluate_predictions, overfitting_check, predict_probabilities
-from .models import build_model, count_params, get_spec, load_model, save_model, spec_dict
 from .split import DEFAULT_MAX_DISTANCE, carve, write_manifest
-from .training import TrainConfig, balanced_class_weights, best_epoch, fit
 
 
 @dataclass
@@ -55,38 +54,82 @@ def prepare_data(layout: Layout, image_size: int, val_fraction: float, test_frac
     return prepared
 
 
-def train_one(prepared: PreparedData, model_name: str, config: TrainConfig, out_dir: Path,
-              resnet_weights: str | None = "imagenet") -> dict:
-    """Build, fit and evaluate one model; save model.keras, history.json and metrics.json in out_dir."""
+def read_manifest(path: str | Path) -> tuple[pd.DataFrame, list[str]]:
+    """The manifest and its class names (in label order)."""
+    if not Path(path).is_file():
+        raise UserError(f"Manifest not found: {path}.")
+    manifest = pd.read_csv(path, dtype={"phash": str, "sha256": str})
+    pairs = manifest[["label", "class"]].drop_duplicates().sort_values("label")
+    return manifest, pairs["class"].tolist()
+
+
+def load_prepared(manifest_path: str | Path, image_size: int, progress: bool = True) -> PreparedData:
+    """Decode the images a manifest lists, in its splits; refuse files that changed since the manifest was written."""
+    manifest, names = read_manifest(manifest_path)
+    scanned = scan(Layout(Path(manifest_path).parent), image_size, class_names=names,
+                   files=list(zip(manifest["file"], manifest["class"])), progress=progress)
+    actual = dict(zip(scanned.files, scanned.sha256s))
+    changed = [f for f, sha in zip(manifest["file"], manifest["sha256"]) if actual.get(f) != sha]
+    if changed:
+        raise UserError(f"The data changed since {manifest_path} was written: {len(changed)} files missing, "
+                        f"unreadable or modified (e.g. {changed[0]}). Register the dataset again (re-run).")
+    return PreparedData(scanned, manifest["split"].to_numpy(str), manifest["group"].to_numpy())
+
+
+def train_and_save(prepared: PreparedData, model_name: str, config, out_dir: Path,
+                   resnet_weights: str | None = "imagenet", class_weight: dict[int, float] | None = None,
+                   on_epoch: Callable[[dict], None] | None = None):
+    """Build and fit one model; save model.keras (best epoch, metadata inside), history.json/.csv, training.json.
+    Returns (model, training record)."""
+    from .models import build_model, count_params, save_model, spec_dict
+    from .training import best_epoch, fit
+
     names = prepared.scanned.class_names
     image_size = prepared.scanned.image_size
     model = build_model(model_name, image_size, len(names), resnet_weights)
     train, val = prepared.subset("train"), prepared.subset("val")
-    class_weight = balanced_class_weights(train[1], len(names))
+    if class_weight is None:
+        class_weight = balanced_class_weights(train[1], len(names))
     print(f"Training {model_name}: {len(train[1])} train / {len(val[1])} validation images, "
           f"{count_params(model)['total']:,} parameters, class weights "
           + ", ".join(f"{names[c]} {w:.3f}" for c, w in class_weight.items()))
     start = time.perf_counter()
-    history = fit(model, train, val, len(names), config, class_weight)
-    train_seconds = time.perf_counter() - start
+    history = fit(model, train, val, len(names), config, class_weight, on_epoch=on_epoch)
+    best = best_epoch(history)
+    record = {"model": model_name, "spec": spec_dict(model_name), "params": count_params(model),
+              "config": asdict(config), "class_names": names, "image_size": image_size,
+              "class_weights": {names[c]: w for c, w in class_weight.items()},
+              "epochs_run": len(history), "best_epoch": best["epoch"], "best_val_loss": best["val_loss"],
+              "train_seconds": time.perf_counter() - start}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    save_model(model, out_dir / "model.keras", {
+        "model_name": model_name, "class_names": names, "image_size": image_size, "params": record["params"],
+        "val_accuracy": best["val_accuracy"], "val_loss": best["val_loss"], "brain_tumor_version": __version__})
+    (out_dir / "history.json").write_text(json.dumps(history, indent=2))
+    pd.DataFrame(history).to_csv(out_dir / "history.csv", index=False)
+    (out_dir / "training.json").write_text(json.dumps(record, indent=2))
+    return model, record
 
-    results = {"model": model_name, "spec": spec_dict(model_name), "params": count_params(model),
-               "config": asdict(config), "class_names": names, "image_size": image_size,
-               "class_weights": {names[c]: w for c, w in class_weight.items()},
-               "epochs_run": len(history), "best_epoch": best_epoch(history)["epoch"],
-               "train_seconds": train_seconds}
+
+def evaluate_splits(model, prepared: PreparedData) -> dict:
+    """Metrics on every non-empty split, and the train-vs-validation accuracy gap."""
+    from .evaluation import evaluate_predictions, overfitting_check, predict_probabilities
+
+    results = {}
     for split in ("train", "val", "test"):
         pixels, labels = prepared.subset(split)
         if len(labels):
-            results[split] = evaluate_predictions(labels, predict_probabilities(model, pixels), names)
+            results[split] = evaluate_predictions(labels, predict_probabilities(model, pixels),
+                                                  prepared.scanned.class_names)
     results["overfitting"] = overfitting_check(results["train"]["accuracy"], results["val"]["accuracy"])
+    return results
 
-    metadata = {"model_name": model_name, "class_names": names, "image_size": image_size,
-                "params": results["params"], "val_accuracy": results["val"]["accuracy"],
-                "val_macro_f1": results["val"]["macro_f1"], "brain_tumor_version": __version__}
-    save_model(model, out_dir / "model.keras", metadata)
-    (out_dir / "history.json").write_text(json.dumps(history, indent=2))
-    pd.DataFrame(history).to_csv(out_dir / "history.csv", index=False)
+
+def train_one(prepared: PreparedData, model_name: str, config, out_dir: Path,
+              resnet_weights: str | None = "imagenet") -> dict:
+    """Train, save and evaluate one model (`brain-tumor train`); writes metrics.json too."""
+    model, record = train_and_save(prepared, model_name, config, out_dir, resnet_weights)
+    results = {**record, **evaluate_splits(model, prepared)}
     (out_dir / "metrics.json").write_text(json.dumps(results, indent=2))
     return results
 
@@ -97,17 +140,14 @@ def load_labelled(data: str | Path, class_names: list[str], image_size: int, spl
     one of its splits. Returns (pixels, labels, skipped)."""
     data = Path(data)
     if data.suffix == ".csv":
-        if not data.is_file():
-            raise UserError(f"Manifest not found: {data}.")
-        manifest = pd.read_csv(data)
+        manifest, _ = read_manifest(data)
         if split is not None:
             manifest = manifest[manifest["split"] == split]
         if manifest.empty:
             raise UserError(f"No rows with split '{split}' in {data}; splits there: "
                             f"{', '.join(sorted(pd.read_csv(data)['split'].unique()))}.")
-        files, classes = manifest["file"].tolist(), manifest["class"].tolist()
-        scanned = scan(Layout(data.parent), image_size, class_names=class_names, files=list(zip(files, classes)),
-                       progress=progress)
+        scanned = scan(Layout(data.parent), image_size, class_names=class_names,
+                       files=list(zip(manifest["file"], manifest["class"])), progress=progress)
     else:
         layout = find_layout(data)
         folder = layout.test_dir or layout.train_dir  # ROOT/Training + ROOT/Testing: evaluate on Testing
@@ -117,14 +157,12 @@ def load_labelled(data: str | Path, class_names: list[str], image_size: int, spl
 
 def evaluate_saved(model_path: str | Path, data: str | Path, split: str | None = None, progress: bool = True) -> dict:
     """Evaluate a saved model on a labelled folder (or a manifest split)."""
+    from .evaluation import evaluate_predictions, predict_probabilities
+    from .models import load_model
+
     model, metadata = load_model(model_path)
     pixels, labels, skipped = load_labelled(data, metadata["class_names"], metadata["image_size"], split, progress)
     results = evaluate_predictions(labels, predict_probabilities(model, pixels), metadata["class_names"])
     results.update(model=metadata["model_name"], data=str(data), split=split, skipped_count=len(skipped),
                    skipped=[{"path": s.path, "reason": s.reason} for s in skipped])
     return results
-
-
-def check_model_name(name: str) -> str:
-    get_spec(name)
-    return name

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import keras
 import numpy as np
 import tensorflow as tf
-from sklearn.utils.class_weight import compute_class_weight
 
 from .augment import build_augmentation
 from .errors import UserError
@@ -31,13 +31,6 @@ class TrainConfig:
     augment_on: str = "auto"  # "model": inside the model (GPU); "tfdata": in the input pipeline (CPU); "none"
 
 
-def balanced_class_weights(labels: np.ndarray, num_classes: int) -> dict[int, float]:
-    """scikit-learn's 'balanced' weights, n / (k · n_c), over the classes present in `labels` (the training split)."""
-    present = np.unique(labels)
-    weights = compute_class_weight("balanced", classes=present, y=labels)
-    return {int(c): float(w) for c, w in zip(present, weights) if c < num_classes}
-
-
 def resolve_augment_place(place: str) -> str:
     if place not in AUGMENT_PLACES:
         raise UserError(f"Unknown augmentation place '{place}'; choose from {', '.join(AUGMENT_PLACES)}.")
@@ -49,9 +42,10 @@ def resolve_augment_place(place: str) -> str:
 class EpochLog(keras.callbacks.Callback):
     """Per epoch: the metrics Keras logs, the learning rate the epoch ran with, and its wall time."""
 
-    def __init__(self):
+    def __init__(self, on_epoch: Callable[[dict], None] | None = None):
         super().__init__()
         self.epochs: list[dict] = []
+        self.on_epoch = on_epoch
 
     def on_epoch_begin(self, epoch, logs=None):
         self._start = time.perf_counter()
@@ -61,12 +55,15 @@ class EpochLog(keras.callbacks.Callback):
         row = {"epoch": epoch + 1, **{k: float(v) for k, v in (logs or {}).items() if k != "learning_rate"}}
         row.update(learning_rate=self._learning_rate, epoch_seconds=time.perf_counter() - self._start)
         self.epochs.append(row)
+        if self.on_epoch is not None:
+            self.on_epoch(row)
 
 
 def fit(model, train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, np.ndarray], num_classes: int,
-        config: TrainConfig, class_weight: dict[int, float] | None = None, verbose: int | None = None) -> list[dict]:
+        config: TrainConfig, class_weight: dict[int, float] | None = None, verbose: int | None = None,
+        on_epoch: Callable[[dict], None] | None = None) -> list[dict]:
     """Train `model` in place; on return it holds the weights of its best validation-loss epoch.
-    Returns the per-epoch history."""
+    Returns the per-epoch history; `on_epoch` (e.g. a tracker's reporter) is called with each epoch's row."""
     keras.utils.set_random_seed(config.seed)
     place = resolve_augment_place(config.augment_on)
     augmentation = build_augmentation(config.seed) if place != "none" else None
@@ -77,7 +74,7 @@ def fit(model, train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, np.n
     trainer = keras.Sequential([augmentation, model], name=f"{model.name}_train") if place == "model" else model
     trainer.compile(optimizer=keras.optimizers.Adam(config.learning_rate), loss="categorical_crossentropy",
                     metrics=["accuracy"])
-    log = EpochLog()
+    log = EpochLog(on_epoch)
     callbacks = [
         keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.early_stopping_patience,
                                       restore_best_weights=True),

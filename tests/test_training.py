@@ -8,7 +8,8 @@ from brain_tumor.data import find_layout, scan
 from brain_tumor.errors import UserError
 from brain_tumor.evaluation import predict_probabilities
 from brain_tumor.models import build_model
-from brain_tumor.training import TrainConfig, balanced_class_weights, best_epoch, fit, resolve_augment_place
+from brain_tumor.class_balance import balanced_class_weights
+from brain_tumor.training import TrainConfig, best_epoch, fit, resolve_augment_place
 
 
 def test_balanced_class_weights_match_the_formula_and_sklearn():
