@@ -1,6 +1,7 @@
 """`brain-tumor`: the one command users type.
 
-    brain-tumor demo                                   generated data → train → evaluate, in a few minutes on a CPU
+    brain-tumor demo                                   the whole pipeline on generated data, minutes on a CPU
+    brain-tumor run --data ROOT                        the pipeline: 4 models in parallel → champion
     brain-tumor train --data ROOT --model cnn_a        one model on a real folder
     brain-tumor evaluate RUN/model.keras FOLDER        a saved model on any labelled folder (or a manifest split)
 """
@@ -48,6 +49,16 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
                              "auto picks model on a GPU, tfdata otherwise")
 
 
+def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
+    """One option per pipeline parameter, with the DAG's defaults and descriptions."""
+    from pipelines.dag import PARAMETERS
+
+    for name, (default, description) in PARAMETERS.items():
+        flag = "--out" if name == "run_dir" else "--" + name.replace("_", "-")
+        kind = type(default) if isinstance(default, (int, float)) else str
+        parser.add_argument(flag, dest=name, type=kind, default=default, help=description)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="brain-tumor", description="Brain-tumour MRI classification.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -65,11 +76,19 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--split", help="with a manifest.csv: train, val or test")
     evaluate.add_argument("--out", help="write the metrics JSON here")
 
-    demo = commands.add_parser("demo", help="generate a small synthetic dataset, train and evaluate on it")
+    run = commands.add_parser("run", help="run the pipeline locally: register data, class weights, train every "
+                                          "model, evaluate, select the champion")
+    add_pipeline_arguments(run)
+    run.add_argument("--max-parallel", type=int, default=None,
+                     help="trainings at once (default: one per GPU, or 1 on a CPU)")
+    run.add_argument("--force", action="store_true", help="re-run every step, even unchanged ones")
+
+    demo = commands.add_parser("demo", help="generate a small synthetic dataset and run the whole pipeline on it")
     demo.add_argument("--out", default="runs/demo")
-    demo.add_argument("--model", default="cnn_a")
-    demo.add_argument("--epochs", type=int, default=15)
-    demo.add_argument("--image-size", type=int, default=64)
+    demo.add_argument("--models", default="cnn_a,cnn_b,cnn_c,resnet50")
+    demo.add_argument("--epochs", type=int, default=8)
+    demo.add_argument("--image-size", type=int, default=48)
+    demo.add_argument("--force", action="store_true", help="re-run every step, even unchanged ones")
     return parser
 
 
@@ -126,23 +145,38 @@ def cmd_evaluate(args) -> None:
         print(f"Saved {args.out}")
 
 
+def run_and_report(parameters: dict, force: bool, max_parallel: int | None = None) -> None:
+    from pipelines.local_runner import run_pipeline
+
+    run_pipeline(parameters, force=force, max_parallel=max_parallel)
+    out = Path(parameters["run_dir"])
+    print("\n" + (out / "comparison.md").read_text())
+    print(f"Champion: {json.loads((out / 'champion.json').read_text())['why']}")
+    print(f"Run folder: {out} (summary.md, comparison.csv, champion.keras, models/, metrics/, steps/)")
+
+
+def cmd_run(args) -> None:
+    from pipelines.dag import PARAMETERS
+
+    run_and_report({name: getattr(args, name) for name in PARAMETERS}, args.force, args.max_parallel)
+
+
 def cmd_demo(args) -> None:
-    from .experiment import evaluate_saved
     from .synthetic import write_dataset
 
     out = Path(args.out)
-    data = write_dataset(out / "data", train_per_class=100, test_per_class=25, size=args.image_size, seed=0)
-    print(f"Generated a synthetic 4-class dataset in {data}")
-    # The seed's settings but a 10× learning rate, so the small synthetic set is learnt in a few CPU epochs.
-    demo_args = argparse.Namespace(model=args.model, epochs=args.epochs, image_size=args.image_size,
-                                   batch_size=None, lr=1e-3, val_fraction=0.15, test_fraction=0.15, seed=42,
-                                   resnet_weights="none", augment_on="auto")
-    run_training(demo_args, {"data": data}, out)
-    results = evaluate_saved(out / "model.keras", data / "Testing", progress=False)
-    print(f"Re-loaded {out / 'model.keras'} and evaluated it on {data / 'Testing'}: accuracy {results['accuracy']:.3f}")
+    data = out / "data"
+    if data.is_dir():  # kept as it was, so that a second demo reuses every finished step
+        print(f"Using the synthetic dataset already in {data}")
+    else:
+        write_dataset(data, train_per_class=100, test_per_class=25, size=64, seed=0)
+        print(f"Generated a synthetic 4-class dataset in {data}")
+    # Small images, few epochs, a 10× learning rate and ResNet50 without ImageNet weights: minutes on a CPU.
+    run_and_report({"data": str(data), "models": args.models, "epochs": args.epochs, "image_size": args.image_size,
+                    "lr": 1e-3, "resnet_weights": "none", "run_dir": str(out)}, args.force)
 
 
-COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "demo": cmd_demo}
+COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "run": cmd_run, "demo": cmd_demo}
 
 
 def main(argv: list[str] | None = None) -> int:

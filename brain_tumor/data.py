@@ -12,6 +12,7 @@ The user's folder is only read, never written.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -217,3 +218,25 @@ def write_data_report(report: dict, out_dir: Path) -> Path:
     for item in report["skipped"]:
         print(f"  skipped {item['path']}: {item['reason']}")
     return path
+
+
+def dataset_hash(scanned: ScannedData) -> str:
+    """The data's identity: SHA-256 over every image's (source, class, content hash), independent of paths and
+    order, so the same images registered from another folder hash the same."""
+    rows = sorted(f"{source}\t{scanned.class_names[label]}\t{sha}"
+                  for source, label, sha in zip(scanned.sources, scanned.labels, scanned.sha256s))
+    return hashlib.sha256("\n".join(rows).encode()).hexdigest()
+
+
+def folder_fingerprint(layout: Layout) -> str:
+    """A cheap stand-in for the dataset hash (paths, sizes, modification times; no file is read): what a re-run
+    compares to know the data folder is unchanged without decoding it again."""
+    digest = hashlib.sha256()
+    for folder in (layout.train_dir, layout.test_dir):
+        if folder is None:
+            continue
+        for path in sorted(Path(folder).rglob("*")):
+            if path.is_file():
+                stat = path.stat()
+                digest.update(f"{path}\t{stat.st_size}\t{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()

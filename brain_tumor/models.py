@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import json
 import zipfile
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import keras
 from keras import layers
 
 from .errors import UserError
+from .model_specs import MODEL_SPECS, ModelSpec, get_spec, spec_dict  # noqa: F401 (re-exported)
 
 METADATA_NAME = "brain_tumor.json"  # stored inside the .keras zip, beside Keras' own files
 
@@ -23,32 +23,6 @@ METADATA_NAME = "brain_tumor.json"  # stored inside the .keras zip, beside Keras
 # the synthetic sets: 99 % train accuracy, chance on validation). 0.9 settles in tens of steps; no layer or
 # parameter count changes.
 BN_MOMENTUM = 0.9
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """One row of the seed's table. `filters` is empty for ResNet50."""
-
-    name: str
-    filters: tuple[int, ...]
-    kernel_size: int
-    dropout: float
-    batch_size: int
-    family: str  # "custom_cnn" or "transfer"
-
-
-MODEL_SPECS = {
-    "cnn_a": ModelSpec("cnn_a", (32, 64, 128), 3, 0.3, 32, "custom_cnn"),
-    "cnn_b": ModelSpec("cnn_b", (16, 32, 64, 128), 3, 0.5, 64, "custom_cnn"),
-    "cnn_c": ModelSpec("cnn_c", (32, 64, 128), 5, 0.4, 32, "custom_cnn"),
-    "resnet50": ModelSpec("resnet50", (), 0, 0.5, 32, "transfer"),
-}
-
-
-def get_spec(name: str) -> ModelSpec:
-    if name not in MODEL_SPECS:
-        raise UserError(f"Unknown model '{name}'. Choose from: {', '.join(MODEL_SPECS)}.")
-    return MODEL_SPECS[name]
 
 
 @keras.saving.register_keras_serializable(package="brain_tumor")
@@ -116,10 +90,6 @@ def count_params(model) -> dict[str, int]:
     trainable = sum(int(keras.ops.size(w)) for w in model.trainable_weights)
     total = sum(int(keras.ops.size(w)) for w in model.weights)
     return {"total": total, "trainable": trainable, "non_trainable": total - trainable}
-
-
-def spec_dict(name: str) -> dict:
-    return asdict(get_spec(name))
 
 
 def save_model(model, path: str | Path, metadata: dict) -> Path:

@@ -1,0 +1,1 @@
+"""The pipeline DAG (declared once in `dag.py`) and its runners."""

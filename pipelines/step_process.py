@@ -1,0 +1,45 @@
+"""Run one pipeline step in this process: `python -m pipelines.step_process STEP_DIR`.
+
+Reads STEP_DIR/call.json (step name, function, resolved arguments, offline or not), opens the step's ClearML task,
+calls the step function and writes STEP_DIR/result.json. Exit status: 0 done, 2 a problem the user can fix (the
+message is printed), 1 anything else (the traceback is in the step's log).
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import sys
+import time
+import traceback
+from pathlib import Path
+
+
+def main(step_dir: str) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from brain_tumor.errors import UserError
+    from steps.tracking import open_task
+
+    call = json.loads(Path(step_dir, "call.json").read_text())
+    scalars = {k: v for k, v in call["kwargs"].items() if isinstance(v, (str, int, float, bool))}
+    task = open_task(call["name"], scalars, offline=call["offline"])
+    module, function = call["function"].split(":")
+    start = time.perf_counter()
+    try:
+        result = getattr(importlib.import_module(module), function)(**call["kwargs"])
+        seconds = time.perf_counter() - start
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return error.exit_code
+    except Exception:
+        traceback.print_exc()
+        return 1
+    finally:
+        task.close()
+    Path(step_dir, "result.json").write_text(json.dumps({"result": result, "seconds": seconds}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1]))

@@ -1,0 +1,54 @@
+"""The run folder's `summary.md`: what was trained on what, the comparison, the champion and why, where things are."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def write_summary(run_dir: Path, parameters: dict, results: dict, runs: list, offline: bool) -> Path:
+    dataset = results["register_dataset"]
+    champion = results["select_champion"]
+    counts = dataset["counts"]
+    sessions = sorted((run_dir / "clearml" / "offline").glob("*.zip")) if offline else []
+    lines = [
+        f"# Pipeline run: {run_dir.name}",
+        "",
+        "*Research prototype — not for clinical use.*",
+        "",
+        "## Data",
+        f"- Source: {parameters['data'] or parameters['train_dir']}"
+        + (f" (test: {parameters['test_dir']})" if parameters["test_dir"] else ""),
+        f"- Dataset hash: `{dataset['dataset_hash']}`" + (f", ClearML dataset `{dataset['dataset_id']}`"
+                                                           if dataset.get("dataset_id") else ""),
+        f"- Images per split: " + ", ".join(f"{split} {sum(c.values())}" for split, c in counts.items()),
+        f"- Skipped files: {dataset['skipped']} (see data_report.json)",
+        f"- Split manifest: manifest.csv (near-duplicates never straddle train / validation / test)",
+        "",
+        "## Models",
+        f"Image size {parameters['image_size']}, up to {parameters['epochs']} epochs, learning rate {parameters['lr']}, "
+        f"seed {parameters['seed']}.",
+        "",
+        (run_dir / "comparison.md").read_text(),
+        "## Champion",
+        f"**{champion['champion']}** — {champion['why']}",
+        "",
+        f"Saved as `champion.keras` (decision in `champion.json`).",
+        "",
+        "## Steps",
+        "| step | status | step seconds | log |",
+        "|---|---|---|---|",
+        *[f"| {r.name} | {r.status} | {r.seconds:.1f} | {Path(r.log).relative_to(run_dir) if r.log else ''} |"
+          for r in runs],
+        "",
+        "## Files",
+        "- `models/<model>/`: model.keras (best epoch), history.json/.csv, training.json",
+        "- `metrics/<model>.json`: train / validation / test metrics, confusion matrices, error analysis",
+        "- `comparison.csv`, `comparison.md`, `champion.keras`, `champion.json`, `class_weights.json`",
+        "- `steps/<step>/`: log.txt, call.json (arguments), result.json",
+    ]
+    if sessions:
+        lines.append(f"- ClearML offline sessions ({len(sessions)}): `clearml/offline/*.zip`; import them into a "
+                     f"server with `clearml-task --import-offline-session FILE.zip`")
+    path = run_dir / "summary.md"
+    path.write_text("\n".join(lines) + "\n")
+    return path

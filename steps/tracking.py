@@ -1,0 +1,57 @@
+"""ClearML plumbing shared by the steps: open a step's task (offline when no server is configured) and report."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+PROJECT = "Brain Tumor MRI"
+
+
+def server_configured() -> bool:
+    """A ClearML server is configured by CLEARML_API_HOST or by a clearml.conf (never by this code)."""
+    if os.environ.get("CLEARML_API_HOST"):
+        return True
+    config = Path(os.environ.get("CLEARML_CONFIG_FILE", "~/clearml.conf")).expanduser()
+    return config.is_file()
+
+
+def open_task(name: str, parameters: dict, offline: bool):
+    """Start the ClearML task a step reports to, and connect its parameters."""
+    from clearml import Task
+
+    if offline:
+        Task.set_offline(True)
+        # Offline, ClearML's reporting subprocess only adds a 10 s wait at close: report from this process.
+        Task._report_subprocess_enabled = False
+    task = Task.init(project_name=PROJECT, task_name=name, reuse_last_task_id=False,
+                     auto_connect_frameworks=False, auto_connect_arg_parser=False, auto_resource_monitoring=False)
+    task.connect(parameters, name="step")
+    return task
+
+
+def current_task():
+    """The task this step runs in, or None when it runs untracked (e.g. called directly from Python)."""
+    from clearml import Task
+
+    return Task.current_task()
+
+
+def report_scalars(title: str, values: dict[str, float], iteration: int = 0) -> None:
+    task = current_task()
+    if task is not None:
+        for series, value in values.items():
+            if value is not None:
+                task.get_logger().report_scalar(title, series, float(value), iteration)
+
+
+def report_table(title: str, table, iteration: int = 0) -> None:
+    task = current_task()
+    if task is not None:
+        task.get_logger().report_table(title, "table", iteration=iteration, table_plot=table)
+
+
+def upload_artifact(name: str, artifact) -> None:
+    task = current_task()
+    if task is not None:
+        task.upload_artifact(name, artifact_object=artifact)
