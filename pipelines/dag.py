@@ -46,6 +46,7 @@ class StepDecl:
     per_model: bool = False
     queue: str = "cpu"  # "cpu" for light steps, "gpu" for training
     cache: bool = False  # reuse across runs on a server (ClearML cache_executed_step)
+    only_for: dict = field(default_factory=dict)  # argument → the one model it concerns (per-model steps)
 
 
 DATASET = {"manifest": "${register_dataset.manifest}", "dataset_hash": "${register_dataset.dataset_hash}",
@@ -63,7 +64,7 @@ STEPS: tuple[StepDecl, ...] = (
         "epochs": "${pipeline.epochs}", "image_size": "${pipeline.image_size}",
         "batch_size": "${pipeline.batch_size}", "lr": "${pipeline.lr}", "seed": "${pipeline.seed}",
         "resnet_weights": "${pipeline.resnet_weights}", "augment_on": "${pipeline.augment_on}",
-    }, per_model=True, queue="gpu"),
+    }, per_model=True, queue="gpu", only_for={"resnet_weights": "resnet50"}),
     StepDecl("evaluate", "steps.evaluate:evaluate", ("train_{model}",), {
         **DATASET, "trained_{model}": "${train_{model}.trained}",
     }),
@@ -110,7 +111,8 @@ def expand(models: list[str], steps: tuple[StepDecl, ...] = STEPS) -> list[Node]
                         for p in ([_fill(parent, m) for m in models] if parent in per_model else [parent]))
         for model in (models if step.per_model else [None]):
             if model is not None:
-                kwargs = {key: _fill(value, model) for key, value in step.kwargs.items()}
+                kwargs = {key: _fill(value, model) for key, value in step.kwargs.items()
+                          if step.only_for.get(key, model) == model}
             else:
                 kwargs = {}
                 for key, value in step.kwargs.items():
