@@ -74,10 +74,16 @@ def test_evaluate_refuses_a_file_that_is_not_our_model(tmp_path, learnable_data,
     assert "not a model saved by this project" in capsys.readouterr().err
 
 
-def test_demo_runs_end_to_end(tmp_path, capsys):
-    assert main(["demo", "--out", str(tmp_path / "demo"), "--epochs", "2", "--image-size", "32"]) == 0
-    assert (tmp_path / "demo" / "model.keras").is_file()
-    assert "Re-loaded" in capsys.readouterr().out
+def test_demo_runs_the_pipeline_and_a_second_demo_reuses_it(tmp_path, capsys):
+    args = ["demo", "--out", str(tmp_path / "demo"), "--models", "cnn_b,resnet50", "--epochs", "1",
+            "--image-size", "32"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "Generated a synthetic 4-class dataset" in out and "Champion:" in out
+    for name in ("summary.md", "comparison.csv", "champion.keras", "champion.json"):
+        assert (tmp_path / "demo" / name).is_file()
+    assert main(args) == 0
+    assert capsys.readouterr().out.count("reused") == 6
 
 
 def test_errors_from_a_shell_have_no_traceback(tmp_path):
