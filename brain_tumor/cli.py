@@ -83,6 +83,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="trainings at once (default: one per GPU, or 1 on a CPU)")
     run.add_argument("--force", action="store_true", help="re-run every step, even unchanged ones")
 
+    imports = commands.add_parser("import-offline", help="upload a local run's offline ClearML sessions to the "
+                                                         "configured server")
+    imports.add_argument("run_dir", help="a run folder written by 'run' or 'demo' with no server configured")
+
     demo = commands.add_parser("demo", help="generate a small synthetic dataset and run the whole pipeline on it")
     demo.add_argument("--out", default="runs/demo")
     demo.add_argument("--models", default="cnn_a,cnn_b,cnn_c,resnet50")
@@ -176,7 +180,14 @@ def cmd_demo(args) -> None:
                     "lr": 1e-3, "resnet_weights": "none", "run_dir": str(out)}, args.force)
 
 
-COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "run": cmd_run, "demo": cmd_demo}
+def cmd_import_offline(args) -> None:
+    from pipelines.server import import_offline_sessions
+
+    import_offline_sessions(Path(args.run_dir))
+
+
+COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "run": cmd_run, "demo": cmd_demo,
+            "import-offline": cmd_import_offline}
 
 
 def main(argv: list[str] | None = None) -> int:

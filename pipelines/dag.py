@@ -43,6 +43,7 @@ class StepDecl:
     function: str  # "module:function"
     parents: tuple[str, ...]
     kwargs: dict = field(default_factory=dict)
+    returns: tuple[str, ...] = ()  # the keys of the dict the function returns (ClearML: one artifact each)
     per_model: bool = False
     queue: str = "cpu"  # "cpu" for light steps, "gpu" for training
     cache: bool = False  # reuse across runs on a server (ClearML cache_executed_step)
@@ -57,21 +58,22 @@ STEPS: tuple[StepDecl, ...] = (
         "data": "${pipeline.data}", "train_dir": "${pipeline.train_dir}", "test_dir": "${pipeline.test_dir}",
         "image_size": "${pipeline.image_size}", "val_fraction": "${pipeline.val_fraction}",
         "test_fraction": "${pipeline.test_fraction}", "seed": "${pipeline.seed}", "run_dir": "${pipeline.run_dir}",
-    }, cache=True),
-    StepDecl("class_weights", "steps.class_weights:class_weights", ("register_dataset",), {**DATASET}, cache=True),
+    }, ("manifest", "data_report", "dataset_hash", "dataset_id", "class_names", "counts", "skipped"), cache=True),
+    StepDecl("class_weights", "steps.class_weights:class_weights", ("register_dataset",), {**DATASET},
+             ("class_weights", "dataset_hash"), cache=True),
     StepDecl("train_{model}", "steps.train_model:train_model", ("register_dataset", "class_weights"), {
         **DATASET, "model": "{model}", "class_weights": "${class_weights.class_weights}",
         "epochs": "${pipeline.epochs}", "image_size": "${pipeline.image_size}",
         "batch_size": "${pipeline.batch_size}", "lr": "${pipeline.lr}", "seed": "${pipeline.seed}",
         "resnet_weights": "${pipeline.resnet_weights}", "augment_on": "${pipeline.augment_on}",
-    }, per_model=True, queue="gpu", only_for={"resnet_weights": "resnet50"}),
+    }, ("trained", "dataset_hash"), per_model=True, queue="gpu", only_for={"resnet_weights": "resnet50"}),
     StepDecl("evaluate", "steps.evaluate:evaluate", ("train_{model}",), {
         **DATASET, "trained_{model}": "${train_{model}.trained}",
-    }),
+    }, ("rows", "model_refs", "dataset_hash")),
     StepDecl("select_champion", "steps.select_champion:select_champion", ("evaluate",), {
         "rows": "${evaluate.rows}", "model_refs": "${evaluate.model_refs}",
         "metric": "${pipeline.champion_metric}", "run_dir": "${pipeline.run_dir}",
-    }),
+    }, ("champion", "metric", "value", "why", "source", "path")),
 )
 
 
@@ -85,6 +87,7 @@ class Node:
     kwargs: dict
     queue: str
     cache: bool
+    returns: tuple[str, ...] = ()
     model: str | None = None
 
 
@@ -121,5 +124,5 @@ def expand(models: list[str], steps: tuple[StepDecl, ...] = STEPS) -> list[Node]
                     kwargs.update(zip(names, fills))
             nodes.append(Node(_fill(step.name, model) if model else step.name, step.function,
                               parents if model is None else tuple(_fill(p, model) for p in parents),
-                              kwargs, step.queue, step.cache, model))
+                              kwargs, step.queue, step.cache, step.returns, model))
     return nodes

@@ -175,6 +175,9 @@ def run_pipeline(parameters: dict, force: bool = False, max_parallel: int | None
             wall = time.perf_counter() - started
             if process.returncode == 0:
                 saved = json.loads((step_dir / "result.json").read_text())
+                node = next(n for n in nodes if n.name == name)
+                if sorted(saved["result"]) != sorted(node.returns):  # the declaration is what ClearML wires
+                    raise RuntimeError(f"step {name} returned {sorted(saved['result'])}, declared {node.returns}")
                 results[name] = saved["result"]
                 runs[name] = StepRun(name, "ran", saved["seconds"], wall, str(step_dir / "log.txt"))
                 say(f"  finished {name} in {wall:.0f} s")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from brain_tumor.errors import UserError
 from brain_tumor.experiment import evaluate_splits, load_prepared
 from brain_tumor.selection import comparison_row
 
@@ -12,13 +13,17 @@ from .tracking import report_scalars, upload_artifact
 
 
 def evaluate(manifest: str, dataset_hash: str, run_dir: str, **trained_models: dict) -> dict:
-    """`trained_<model>` arguments: each training step's `trained` result (model reference and training record)."""
+    """`trained_<model>` arguments: each training step's `trained` result (model reference and training record), or
+    None for a model the run's list leaves out."""
     from brain_tumor.models import load_model
 
     out = Path(run_dir) / "metrics"
     out.mkdir(parents=True, exist_ok=True)
     prepared_by_size: dict[int, object] = {}
     rows, model_refs = [], {}
+    trained_models = {k: v for k, v in trained_models.items() if v}  # None: a model left out of this run
+    if not trained_models:
+        raise UserError("No trained model reached evaluation: the run's model list selected none.")
     for trained in trained_models.values():
         training = trained["training"]
         size = training["image_size"]
