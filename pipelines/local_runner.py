@@ -119,6 +119,10 @@ def run_pipeline(parameters: dict, force: bool = False, max_parallel: int | None
     find_layout(parameters["data"] or None, parameters["train_dir"] or None, parameters["test_dir"] or None)
     nodes = expand(models)
     offline = not server_configured()
+    if not offline:  # steps here, tracking on the server: fail now, clearly, rather than in every step
+        from .server import check_server
+
+        check_server()
     gpus = detect_gpus()
     max_parallel = max_parallel or max(1, len(gpus))
     (run_dir / "steps").mkdir(parents=True, exist_ok=True)

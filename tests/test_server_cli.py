@@ -51,3 +51,14 @@ def test_no_server_configured(run_with_session, tmp_path, monkeypatch, capsys):
 def test_a_folder_without_sessions(tmp_path, capsys):
     assert main(["import-offline", str(tmp_path)]) == 2
     assert "No offline ClearML sessions in" in capsys.readouterr().err
+
+
+def test_run_with_an_unreachable_server_stops_before_any_step(tmp_path, monkeypatch, capsys):
+    from brain_tumor.synthetic import write_dataset
+
+    data = write_dataset(tmp_path / "data", 2, 0, size=16)
+    host = f"http://127.0.0.1:{closed_port()}"
+    monkeypatch.setenv("CLEARML_API_HOST", host)
+    assert main(["run", "--data", str(data), "--out", str(tmp_path / "run")]) == 2
+    assert f"The ClearML server {host} is unreachable" in capsys.readouterr().err
+    assert not (tmp_path / "run" / "steps").exists()
