@@ -1,4 +1,4 @@
-"""Shared fixtures: small synthetic datasets written to tmp folders (tests never read ../shared)."""
+"""Shared fixtures: small synthetic datasets written to tmp folders (tests never read the real MRI data)."""
 
 import hashlib
 import os
