@@ -37,7 +37,7 @@ def evaluate_predictions(y_true: np.ndarray, probabilities: np.ndarray, class_na
     row_sums = confusion.sum(axis=1, keepdims=True)
     normalised = np.divide(confusion, row_sums, out=np.zeros(confusion.shape), where=row_sums > 0)
     return {
-        "samples": int(len(y_true)),
+        "samples": len(y_true),
         "accuracy": float(accuracy_score(y_true, y_pred)),
         "macro_precision": float(precision),
         "macro_recall": float(recall),

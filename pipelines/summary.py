@@ -20,9 +20,9 @@ def write_summary(run_dir: Path, parameters: dict, results: dict, runs: list, of
         + (f" (test: {parameters['test_dir']})" if parameters["test_dir"] else ""),
         f"- Dataset hash: `{dataset['dataset_hash']}`" + (f", ClearML dataset `{dataset['dataset_id']}`"
                                                            if dataset.get("dataset_id") else ""),
-        f"- Images per split: " + ", ".join(f"{split} {sum(c.values())}" for split, c in counts.items()),
+        "- Images per split: " + ", ".join(f"{split} {sum(c.values())}" for split, c in counts.items()),
         f"- Skipped files: {dataset['skipped']} (see data_report.json)",
-        f"- Split manifest: manifest.csv (near-duplicates never straddle train / validation / test)",
+        "- Split manifest: manifest.csv (near-duplicates never straddle train / validation / test)",
         "",
         "## Models",
         f"Image size {parameters['image_size']}, up to {parameters['epochs']} epochs, learning rate {parameters['lr']}, "
@@ -32,7 +32,7 @@ def write_summary(run_dir: Path, parameters: dict, results: dict, runs: list, of
         "## Champion",
         f"**{champion['champion']}** — {champion['why']}",
         "",
-        f"Saved as `champion.keras` (decision in `champion.json`).",
+        "Saved as `champion.keras` (decision in `champion.json`).",
         "",
         "## Steps",
         "| step | status | step seconds | log |",

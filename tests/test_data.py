@@ -10,7 +10,6 @@ from PIL import Image
 
 from brain_tumor.cli import main
 from brain_tumor.data import Layout, find_layout, scan
-from brain_tumor.errors import UserError
 from brain_tumor.images import decode_image, to_rgb
 
 

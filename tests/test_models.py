@@ -5,8 +5,16 @@ import pytest
 from keras import layers
 
 from brain_tumor.errors import UserError
-from brain_tumor.models import (MODEL_SPECS, ResNet50Preprocess, build_model, build_resnet50, count_params,
-                                load_model, read_metadata, save_model)
+from brain_tumor.models import (
+    MODEL_SPECS,
+    ResNet50Preprocess,
+    build_model,
+    build_resnet50,
+    count_params,
+    load_model,
+    read_metadata,
+    save_model,
+)
 
 
 def conv_layers(model):

@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 from sklearn.utils.class_weight import compute_class_weight
 
+from brain_tumor.class_balance import balanced_class_weights
 from brain_tumor.data import find_layout, scan
 from brain_tumor.errors import UserError
 from brain_tumor.evaluation import predict_probabilities
 from brain_tumor.models import build_model
-from brain_tumor.class_balance import balanced_class_weights
 from brain_tumor.training import TrainConfig, best_epoch, fit, resolve_augment_place
 
 
