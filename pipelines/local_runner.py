@@ -22,7 +22,7 @@ from brain_tumor.data import find_layout, folder_fingerprint
 from brain_tumor.errors import UserError
 from steps.tracking import server_configured
 
-from .dag import PARAMETERS, Node, expand, parse_models
+from .dag import PARAMETERS, STEPS, Node, expand, parse_models
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 REFERENCE = re.compile(r"\$\{(\w+)\.(\w+)\}")
@@ -54,9 +54,11 @@ def resolve(value, parameters: dict, results: dict):
 
 
 def code_version(function: str) -> str:
-    """SHA-256 of the step's module and of the core library it wraps."""
-    module = function.split(":")[0]
-    files = [REPO_ROOT / (module.replace(".", "/") + ".py"), *sorted((REPO_ROOT / "brain_tumor").glob("*.py"))]
+    """SHA-256 of the step's module, the steps' shared helpers and the core library it wraps."""
+    step_modules = {REPO_ROOT / (s.function.split(":")[0].replace(".", "/") + ".py") for s in STEPS}
+    helpers = [p for p in sorted((REPO_ROOT / "steps").glob("*.py")) if p not in step_modules]
+    module = REPO_ROOT / (function.split(":")[0].replace(".", "/") + ".py")
+    files = [module, *helpers, *sorted((REPO_ROOT / "brain_tumor").glob("*.py"))]
     digest = hashlib.sha256()
     for path in files:
         digest.update(path.read_bytes())

@@ -9,6 +9,7 @@ from brain_tumor.errors import UserError
 from brain_tumor.experiment import evaluate_splits, load_prepared
 from brain_tumor.selection import comparison_row
 
+from .registry import resolve_model
 from .tracking import report_scalars, upload_artifact
 
 
@@ -29,7 +30,7 @@ def evaluate(manifest: str, dataset_hash: str, run_dir: str, **trained_models: d
         size = training["image_size"]
         if size not in prepared_by_size:
             prepared_by_size[size] = load_prepared(manifest, size)
-        model, _ = load_model(trained["model_ref"])
+        model, _ = load_model(resolve_model(trained["model_ref"]))
         metrics = {**evaluate_splits(model, prepared_by_size[size]), "dataset_hash": dataset_hash}
         (out / f"{trained['model']}.json").write_text(json.dumps(metrics, indent=2))
         row = comparison_row(training, metrics)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from brain_tumor.selection import CHAMPION_METRICS, choose_champion, comparison_table, to_markdown
 
+from .registry import resolve_model
 from .tracking import current_task, report_table
 
 
@@ -17,7 +18,7 @@ def select_champion(rows: list[dict], model_refs: dict, run_dir: str, metric: st
     table = comparison_table(rows, champion)
     table.to_csv(out / "comparison.csv", index=False)
     (out / "comparison.md").write_text(to_markdown(table))
-    shutil.copyfile(model_refs[champion], out / "champion.keras")
+    shutil.copyfile(resolve_model(model_refs[champion]), out / "champion.keras")
     column = CHAMPION_METRICS[metric][0]
     value = next(r[column] for r in rows if r["model"] == champion)
     decision = {"champion": champion, "metric": metric, "value": value, "why": why,

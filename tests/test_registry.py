@@ -1,0 +1,48 @@
+"""Server-side decisions as pure functions, and model references resolved to local files."""
+
+import pytest
+
+from brain_tumor.errors import UserError
+from steps.registry import champion_tag_changes, dataset_version_action, resolve_model
+
+
+def test_same_content_reuses_the_latest_dataset_version():
+    assert dataset_version_action("abc", {"id": "ds1", "content_hash": "abc"}) == ("reuse", "ds1")
+
+
+def test_new_content_creates_a_child_of_the_latest_version():
+    assert dataset_version_action("def", {"id": "ds1", "content_hash": "abc"}) == ("create", "ds1")
+
+
+def test_first_version_has_no_parent():
+    assert dataset_version_action("abc", None) == ("create", None)
+
+
+def test_the_champion_tag_moves_to_the_new_champion():
+    assert champion_tag_changes("m3", ["m1"]) == {"add": ["m3"], "remove": ["m1"]}
+    assert champion_tag_changes("m3", ["m3", "m2", "m1"]) == {"add": [], "remove": ["m1", "m2"]}
+    assert champion_tag_changes("m3", []) == {"add": ["m3"], "remove": []}
+
+
+def test_a_local_path_resolves_to_itself(tmp_path):
+    model = tmp_path / "model.keras"
+    model.write_bytes(b"x")
+    assert resolve_model(str(model)) == model
+
+
+def test_a_file_url_resolves_through_the_storage_manager(tmp_path):
+    model = tmp_path / "model.keras"
+    model.write_bytes(b"weights")
+    assert resolve_model(f"file://{model}").read_bytes() == b"weights"
+
+
+def test_a_missing_local_path_is_a_clear_error(tmp_path):
+    with pytest.raises(UserError, match="Model file not found"):
+        resolve_model(str(tmp_path / "gone.keras"))
+
+
+def test_a_model_id_without_a_server_is_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.delenv("CLEARML_API_HOST", raising=False)
+    monkeypatch.setenv("CLEARML_CONFIG_FILE", str(tmp_path / "absent.conf"))
+    with pytest.raises(UserError, match="ClearML model id needs a configured server"):
+        resolve_model("4f1c2d7a9b")
