@@ -83,6 +83,14 @@ def build_parser() -> argparse.ArgumentParser:
                      help="trainings at once (default: one per GPU, or 1 on a CPU)")
     run.add_argument("--force", action="store_true", help="re-run every step, even unchanged ones")
 
+    launch = commands.add_parser("launch", help="run the pipeline on a ClearML server: trainings on GPU agents")
+    add_pipeline_arguments(launch)
+    launch.add_argument("--gpu-queue", default="gpu", help="queue of the training steps")
+    launch.add_argument("--cpu-queue", default="default", help="queue of the light steps")
+    launch.add_argument("--controller-queue", default="services", help="queue of the pipeline controller")
+    launch.add_argument("--controller-local", action="store_true", help="run the controller here, steps on agents")
+    launch.add_argument("--steps-local", action="store_true", help="run every step here, tracked on the server")
+
     imports = commands.add_parser("import-offline", help="upload a local run's offline ClearML sessions to the "
                                                          "configured server")
     imports.add_argument("run_dir", help="a run folder written by 'run' or 'demo' with no server configured")
@@ -180,13 +188,23 @@ def cmd_demo(args) -> None:
                     "lr": 1e-3, "resnet_weights": "none", "run_dir": str(out)}, args.force)
 
 
+def cmd_launch(args) -> None:
+    from pipelines.dag import PARAMETERS
+    from pipelines.launch import launch
+
+    code = launch({name: getattr(args, name) for name in PARAMETERS}, args.gpu_queue, args.cpu_queue,
+                  args.controller_queue, args.controller_local, args.steps_local)
+    if code:
+        raise UserError(f"The pipeline controller stopped with exit code {code} (its output is above).")
+
+
 def cmd_import_offline(args) -> None:
     from pipelines.server import import_offline_sessions
 
     import_offline_sessions(Path(args.run_dir))
 
 
-COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "run": cmd_run, "demo": cmd_demo,
+COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "run": cmd_run, "demo": cmd_demo, "launch": cmd_launch,
             "import-offline": cmd_import_offline}
 
 

@@ -70,3 +70,27 @@ def build_controller(parameters: dict, gpu_queue: str = "gpu", cpu_queue: str = 
             cache_executed_step=node.cache, retry_on_failure=retries,
             monitor_metrics=MONITORED if training else None, task_type="training" if training else "data_processing")
     return controller
+
+
+def main(config_json: str) -> None:
+    """The controller's entry point, here and on the services agent that re-runs it: build, then start.
+    The configuration comes as one JSON argument (no argparse, whose arguments ClearML would take over)."""
+    from clearml import Task
+
+    config = json.loads(config_json)
+    controller = build_controller(config["parameters"], config["gpu_queue"], config["cpu_queue"])
+    if Task.running_locally():
+        page = Task.get_task(task_id=controller.id).get_output_log_web_page()
+        print(f"Pipeline {controller.id}: {page}", flush=True)
+    if config["mode"] == "steps-local":
+        controller.start_locally(run_pipeline_steps_locally=True)
+    elif config["mode"] == "controller-local":
+        controller.start_locally(run_pipeline_steps_locally=False)
+    else:
+        controller.start(queue=config["controller_queue"])  # enqueues the controller; this process then exits
+
+
+if __name__ == "__main__":
+    import sys
+
+    main(sys.argv[1])

@@ -21,6 +21,7 @@ PARAMETERS: dict[str, tuple[object, str]] = {
     "data": ("", "ROOT holding Training/<class>/ (and optionally Testing/<class>/), or a folder of class folders"),
     "train_dir": ("", "a folder of class folders to train on (instead of data)"),
     "test_dir": ("", "a folder of class folders to test on (default: Testing/ beside Training/, else carved)"),
+    "dataset_id": ("", "a ClearML dataset version to use instead of a local folder (needs a server)"),
     "models": (",".join(MODEL_SPECS), "comma-separated models to train: " + ", ".join(MODEL_SPECS)),
     "epochs": (15, "maximum epochs per model (early stopping may end sooner)"),
     "image_size": (224, "square image side in pixels"),
@@ -52,23 +53,29 @@ class StepDecl:
 
 DATASET = {"manifest": "${register_dataset.manifest}", "dataset_hash": "${register_dataset.dataset_hash}",
            "run_dir": "${pipeline.run_dir}"}
+# Where the manifest is not on the step's machine (agents without a shared disk), the step re-derives the split from
+# the dataset version: the same split, since it is deterministic for these arguments.
+REDERIVE = {"dataset_id": "${register_dataset.dataset_id}", "val_fraction": "${pipeline.val_fraction}",
+            "test_fraction": "${pipeline.test_fraction}", "seed": "${pipeline.seed}"}
 
 STEPS: tuple[StepDecl, ...] = (
     StepDecl("register_dataset", "steps.register_dataset:register_dataset", (), {
         "data": "${pipeline.data}", "train_dir": "${pipeline.train_dir}", "test_dir": "${pipeline.test_dir}",
         "image_size": "${pipeline.image_size}", "val_fraction": "${pipeline.val_fraction}",
         "test_fraction": "${pipeline.test_fraction}", "seed": "${pipeline.seed}", "run_dir": "${pipeline.run_dir}",
-    }, ("manifest", "data_report", "dataset_hash", "dataset_id", "class_names", "counts", "skipped"), cache=True),
+        "dataset_id": "${pipeline.dataset_id}",
+    }, ("manifest", "data_report", "dataset_hash", "dataset_id", "offline_record", "class_names", "counts", "skipped"),
+        cache=True),
     StepDecl("class_weights", "steps.class_weights:class_weights", ("register_dataset",), {**DATASET},
              ("class_weights", "dataset_hash"), cache=True),
     StepDecl("train_{model}", "steps.train_model:train_model", ("register_dataset", "class_weights"), {
-        **DATASET, "model": "{model}", "class_weights": "${class_weights.class_weights}",
+        **DATASET, **REDERIVE, "model": "{model}", "class_weights": "${class_weights.class_weights}",
         "epochs": "${pipeline.epochs}", "image_size": "${pipeline.image_size}",
         "batch_size": "${pipeline.batch_size}", "lr": "${pipeline.lr}", "seed": "${pipeline.seed}",
         "resnet_weights": "${pipeline.resnet_weights}", "augment_on": "${pipeline.augment_on}",
     }, ("trained", "dataset_hash"), per_model=True, queue="gpu", only_for={"resnet_weights": "resnet50"}),
     StepDecl("evaluate", "steps.evaluate:evaluate", ("train_{model}",), {
-        **DATASET, "trained_{model}": "${train_{model}.trained}",
+        **DATASET, **REDERIVE, "trained_{model}": "${train_{model}.trained}",
     }, ("rows", "model_refs", "dataset_hash")),
     StepDecl("select_champion", "steps.select_champion:select_champion", ("evaluate",), {
         "rows": "${evaluate.rows}", "model_refs": "${evaluate.model_refs}",

@@ -20,8 +20,9 @@ def api_host() -> str:
     return Session.get_api_server_host()
 
 
-def check_server() -> str:
-    """Raise UserError unless the server answers and accepts the credentials. Returns its host."""
+def check_server(queues: tuple[str, ...] = ()) -> str:
+    """Raise UserError unless the server answers, accepts the credentials and has a worker on every queue.
+    Returns its host."""
     if not server_configured():
         raise UserError(f"No ClearML server is configured: {SETUP}.")
     host = api_host()
@@ -35,10 +36,20 @@ def check_server() -> str:
     try:
         from clearml.backend_api.session.client import APIClient
 
-        APIClient().queues.get_all(only_fields=["id"])
+        client = APIClient()
+        client.queues.get_all(only_fields=["id"])
     except Exception:  # the SDK raises several types for a refused login
         raise UserError(f"The ClearML server {host} refused the credentials: create new ones in the web UI "
                         f"(Settings → Workspace) and {SETUP}.") from None
+    if queues:
+        listening = {q.id for worker in client.workers.get_all() for q in (worker.queues or [])}
+        for queue in queues:
+            found = client.queues.get_all(name=f"^{queue}$", only_fields=["id"])
+            if not found or found[0].id not in listening:
+                raise UserError(f"No worker listens on queue '{queue}' at {host}: start one, e.g. "
+                                f"`clearml-agent daemon --queue {queue} --create-queue --docker "
+                                f"brain-tumor-clearml:latest --gpus 0` (docker/docker-compose.yml starts 'gpu' and "
+                                f"'services' agents).")
     return host
 
 

@@ -18,8 +18,9 @@ def write_summary(run_dir: Path, parameters: dict, results: dict, runs: list, of
         "## Data",
         f"- Source: {parameters['data'] or parameters['train_dir']}"
         + (f" (test: {parameters['test_dir']})" if parameters["test_dir"] else ""),
-        f"- Dataset hash: `{dataset['dataset_hash']}`" + (f", ClearML dataset `{dataset['dataset_id']}`"
-                                                           if dataset.get("dataset_id") else ""),
+        f"- Dataset hash: `{dataset['dataset_hash']}`"
+        + (f", ClearML dataset `{dataset['dataset_id'] or dataset['offline_record']}`"
+           if dataset["dataset_id"] or dataset["offline_record"] else ""),
         "- Images per split: " + ", ".join(f"{split} {sum(c.values())}" for split, c in counts.items()),
         f"- Skipped files: {dataset['skipped']} (see data_report.json)",
         "- Split manifest: manifest.csv (near-duplicates never straddle train / validation / test)",

@@ -6,14 +6,15 @@ import json
 from pathlib import Path
 
 from brain_tumor.errors import UserError
-from brain_tumor.experiment import evaluate_splits, load_prepared
+from brain_tumor.experiment import evaluate_splits
 from brain_tumor.selection import comparison_row
 
-from .registry import resolve_model
+from .registry import resolve_model, step_data
 from .tracking import report_scalars, upload_artifact
 
 
-def evaluate(manifest: str, dataset_hash: str, run_dir: str, **trained_models: dict) -> dict:
+def evaluate(manifest: str, dataset_hash: str, run_dir: str, dataset_id: str = "", val_fraction: float = 0.15,
+             test_fraction: float = 0.15, seed: int = 42, **trained_models: dict) -> dict:
     """`trained_<model>` arguments: each training step's `trained` result (model reference and training record), or
     None for a model the run's list leaves out."""
     from brain_tumor.models import load_model
@@ -29,7 +30,8 @@ def evaluate(manifest: str, dataset_hash: str, run_dir: str, **trained_models: d
         training = trained["training"]
         size = training["image_size"]
         if size not in prepared_by_size:
-            prepared_by_size[size] = load_prepared(manifest, size)
+            prepared_by_size[size] = step_data(manifest, size, dataset_hash, dataset_id, val_fraction,
+                                               test_fraction, seed, run_dir)
         model, _ = load_model(resolve_model(trained["model_ref"]))
         metrics = {**evaluate_splits(model, prepared_by_size[size]), "dataset_hash": dataset_hash}
         (out / f"{trained['model']}.json").write_text(json.dumps(metrics, indent=2))

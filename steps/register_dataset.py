@@ -7,11 +7,14 @@ from pathlib import Path
 from brain_tumor.data import dataset_hash, find_layout
 from brain_tumor.experiment import prepare_data, split_counts
 
+from .registry import DATASET_NAME, dataset_local_copy, register_version
 from .tracking import PROJECT, current_task, report_table, upload_artifact
 
 
 def register_dataset(data: str, run_dir: str, image_size: int, val_fraction: float, test_fraction: float,
-                     seed: int, train_dir: str = "", test_dir: str = "") -> dict:
+                     seed: int, train_dir: str = "", test_dir: str = "", dataset_id: str = "") -> dict:
+    if dataset_id and not (data or train_dir):  # a version already on the server (what `launch` passes)
+        data = str(dataset_local_copy(dataset_id))
     layout = find_layout(data or None, train_dir or None, test_dir or None)
     out = Path(run_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -19,23 +22,27 @@ def register_dataset(data: str, run_dir: str, image_size: int, val_fraction: flo
     digest = dataset_hash(prepared.scanned)
     counts = split_counts(prepared)
 
-    dataset_id = None
+    offline_record = None  # an offline dataset record cannot be fetched by other steps: kept apart from dataset_id
     task = current_task()
-    if task is not None:
-        from clearml import Dataset
+    if task is not None and not dataset_id:  # with an id, the version on the server is used as it is
+        if task.is_offline():
+            from clearml import Dataset
 
-        # This step's task becomes the dataset version: the files with their hashes, the manifest beside them.
-        dataset = Dataset.create(dataset_project=PROJECT, dataset_name="brain-tumor-mri", use_current_task=True,
-                                 description=f"content hash {digest}")
-        dataset.add_files(layout.train_dir, dataset_path="Training", verbose=False)
-        if layout.test_dir is not None:
-            dataset.add_files(layout.test_dir, dataset_path="Testing", verbose=False)
-        dataset_id = dataset.id
+            # Offline, this step's task becomes the dataset record: the files and their hashes.
+            dataset = Dataset.create(dataset_project=PROJECT, dataset_name=DATASET_NAME, use_current_task=True,
+                                     description=f"content hash {digest}")
+            dataset.add_files(layout.train_dir, dataset_path="Training", verbose=False)
+            if layout.test_dir is not None:
+                dataset.add_files(layout.test_dir, dataset_path="Testing", verbose=False)
+            offline_record = dataset.id
+        else:
+            dataset_id = register_version(layout, digest, PROJECT)
+    if task is not None:
         task.set_parameter("dataset/hash", digest)
         report_table("split counts", [["split", *prepared.scanned.class_names]]
                      + [[split, *row.values()] for split, row in counts.items()])
         upload_artifact("manifest", out / "manifest.csv")
         upload_artifact("data_report", out / "data_report.json")
     return {"manifest": str(out / "manifest.csv"), "data_report": str(out / "data_report.json"),
-            "dataset_hash": digest, "dataset_id": dataset_id, "class_names": prepared.scanned.class_names,
+            "dataset_hash": digest, "dataset_id": dataset_id or None, "offline_record": offline_record, "class_names": prepared.scanned.class_names,
             "counts": counts, "skipped": len(prepared.scanned.skipped)}

@@ -54,3 +54,66 @@ def resolve_model(reference: str) -> Path:
         raise UserError(f"Could not fetch ClearML model '{reference}' ({error}): check the id in the web UI's "
                         f"model registry and the server settings (clearml.conf or CLEARML_API_*).") from None
     return Path(local)
+
+
+DATASET_NAME = "brain-tumor-mri"
+
+
+def dataset_local_copy(dataset_id: str) -> Path:
+    """The files of a ClearML dataset version on this machine (downloaded once into ClearML's cache)."""
+    from clearml import Dataset
+
+    try:
+        return Path(Dataset.get(dataset_id=dataset_id).get_local_copy())
+    except Exception as error:  # unknown id, no server, no access
+        raise UserError(f"Could not fetch ClearML dataset '{dataset_id}' ({error}): check the id in the web UI "
+                        f"(Datasets) and the server settings.") from None
+
+
+def register_version(layout, content_hash: str, project: str) -> str:
+    """Upload a data folder as a new version of the project's dataset (child of the latest), unless the latest
+    version already holds the same content. Returns the version's id. Needs a server."""
+    from clearml import Dataset
+
+    try:
+        latest = Dataset.get(dataset_project=project, dataset_name=DATASET_NAME, only_completed=True)
+    except ValueError:  # no version yet
+        latest = None
+    latest_info = None if latest is None else {
+        "id": latest.id, "content_hash": next((t[len("content:"):] for t in latest.tags if t.startswith("content:")),
+                                              None)}
+    action, dataset_id = dataset_version_action(content_hash, latest_info)
+    if action == "reuse":
+        print(f"Dataset unchanged: reusing version {dataset_id}")
+        return dataset_id
+    dataset = Dataset.create(dataset_project=project, dataset_name=DATASET_NAME,
+                             parent_datasets=[dataset_id] if dataset_id else None,
+                             dataset_tags=[f"content:{content_hash}"])
+    dataset.add_files(layout.train_dir, dataset_path="Training", verbose=False)
+    if layout.test_dir is not None:
+        dataset.add_files(layout.test_dir, dataset_path="Testing", verbose=False)
+    dataset.upload()
+    dataset.finalize()
+    print(f"Dataset uploaded as version {dataset.id}" + (f" (child of {dataset_id})" if dataset_id else ""))
+    return dataset.id
+
+
+def step_data(manifest: str, image_size: int, expected_hash: str, dataset_id: str = "", val_fraction: float = 0.15,
+              test_fraction: float = 0.15, seed: int = 42, run_dir: str = "."):
+    """The split images a step needs: from the manifest where this machine has it (local runs, shared disks), else
+    re-derived from the dataset version's local copy (the split is deterministic) and checked against its hash."""
+    from brain_tumor.data import dataset_hash, find_layout
+    from brain_tumor.experiment import load_prepared, prepare_data
+
+    if Path(manifest).is_file():
+        return load_prepared(manifest, image_size)
+    if not dataset_id:
+        raise UserError(f"The manifest {manifest} is not on this machine and the run has no dataset id to fetch the "
+                        f"images from: register the data on the server (brain-tumor launch) or share the run folder.")
+    out = Path(run_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    prepared = prepare_data(find_layout(dataset_local_copy(dataset_id)), image_size, val_fraction, test_fraction,
+                            seed, out)
+    if dataset_hash(prepared.scanned) != expected_hash:
+        raise UserError(f"Dataset {dataset_id} does not hold the registered content (hash {expected_hash[:12]}…).")
+    return prepared

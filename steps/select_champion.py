@@ -8,8 +8,8 @@ from pathlib import Path
 
 from brain_tumor.selection import CHAMPION_METRICS, choose_champion, comparison_table, to_markdown
 
-from .registry import resolve_model
-from .tracking import current_task, report_table
+from .registry import CHAMPION_TAG, champion_tag_changes, resolve_model
+from .tracking import PROJECT, current_task, report_table
 
 
 def select_champion(rows: list[dict], model_refs: dict, run_dir: str, metric: str = "val_macro_f1") -> dict:
@@ -29,4 +29,25 @@ def select_champion(rows: list[dict], model_refs: dict, run_dir: str, metric: st
     if task is not None:
         report_table("comparison", table)
         task.set_parameter("champion/model", champion)
+        if not task.is_offline() and task.parent:  # a pipeline step: show the table on the pipeline too
+            from clearml import Task
+
+            Task.get_task(task_id=task.parent).get_logger().report_table("comparison", "table", 0, table_plot=table)
+        if not task.is_offline() and not Path(model_refs[champion]).is_file():
+            crown(model_refs[champion])
     return decision
+
+
+def crown(model_id: str) -> None:
+    """Publish the champion in the model registry; it alone in the project carries the champion tag."""
+    from clearml import Model
+
+    tagged = [m.id for m in Model.query_models(project_name=PROJECT, tags=[CHAMPION_TAG])]
+    changes = champion_tag_changes(model_id, tagged)
+    for old in changes["remove"]:
+        model = Model(old)
+        model.tags = [t for t in model.tags if t != CHAMPION_TAG]
+    champion = Model(model_id)
+    if changes["add"]:
+        champion.tags = [*champion.tags, CHAMPION_TAG]
+    champion.publish()

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from brain_tumor.experiment import load_prepared, train_and_save
+from brain_tumor.experiment import train_and_save
 from brain_tumor.model_specs import get_spec
 
+from .registry import step_data
 from .tracking import current_task, report_scalars, upload_artifact
 
 
@@ -21,11 +22,12 @@ def report_epoch(row: dict) -> None:
 
 def train_model(model: str, manifest: str, dataset_hash: str, class_weights: dict, run_dir: str, epochs: int,
                 image_size: int, batch_size: int, lr: float, seed: int, resnet_weights: str = "imagenet",
-                augment_on: str = "auto") -> dict:
+                augment_on: str = "auto", dataset_id: str = "", val_fraction: float = 0.15,
+                test_fraction: float = 0.15) -> dict:
     from brain_tumor.training import TrainConfig
 
     spec = get_spec(model)
-    prepared = load_prepared(manifest, image_size)
+    prepared = step_data(manifest, image_size, dataset_hash, dataset_id, val_fraction, test_fraction, seed, run_dir)
     names = prepared.scanned.class_names
     config = TrainConfig(epochs=epochs, learning_rate=lr, batch_size=batch_size or spec.batch_size, seed=seed,
                          augment_on=augment_on)
@@ -35,9 +37,26 @@ def train_model(model: str, manifest: str, dataset_hash: str, class_weights: dic
                                class_weight={names.index(c): w for c, w in class_weights.items()},
                                on_epoch=report_epoch)
     record["dataset_hash"] = dataset_hash
+    model_ref = str(out / "model.keras")
     task = current_task()
     if task is not None:
         task.set_parameter("dataset/hash", dataset_hash)
         upload_artifact("training", record)
-    return {"trained": {"model": model, "model_ref": str(out / "model.keras"), "training": record},
-            "dataset_hash": dataset_hash}
+        if not task.is_offline():  # on a server the registry holds the model; its id is the reference
+            model_ref = register_model(task, model_ref, record)
+    return {"trained": {"model": model, "model_ref": model_ref, "training": record}, "dataset_hash": dataset_hash}
+
+
+def register_model(task, path: str, record: dict) -> str:
+    """The best epoch as an OutputModel: framework, label enumeration, configuration, metrics as metadata."""
+    from clearml import OutputModel
+
+    output = OutputModel(task=task, name=f"brain-tumor {record['model']}", framework="Keras",
+                         label_enumeration={name: i for i, name in enumerate(record["class_names"])},
+                         config_dict={**record["config"], "image_size": record["image_size"]},
+                         tags=[record["model"]])
+    output.update_weights(weights_filename=path, auto_delete_file=False)
+    for key in ("best_val_loss", "best_epoch", "epochs_run", "dataset_hash"):
+        output.set_metadata(key, str(record[key]))
+    output.set_metadata("params_total", str(record["params"]["total"]))
+    return output.id

@@ -46,3 +46,10 @@ def test_a_model_id_without_a_server_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setenv("CLEARML_CONFIG_FILE", str(tmp_path / "absent.conf"))
     with pytest.raises(UserError, match="ClearML model id needs a configured server"):
         resolve_model("4f1c2d7a9b")
+
+
+def test_a_step_without_its_manifest_or_a_dataset_id_says_so(tmp_path):
+    from steps.registry import step_data
+
+    with pytest.raises(UserError, match="not on this machine and the run has no dataset id"):
+        step_data(str(tmp_path / "manifest.csv"), 32, "hash")

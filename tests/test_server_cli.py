@@ -62,3 +62,24 @@ def test_run_with_an_unreachable_server_stops_before_any_step(tmp_path, monkeypa
     assert main(["run", "--data", str(data), "--out", str(tmp_path / "run")]) == 2
     assert f"The ClearML server {host} is unreachable" in capsys.readouterr().err
     assert not (tmp_path / "run" / "steps").exists()
+
+
+def test_launch_against_a_closed_port(tmp_path):
+    from brain_tumor.synthetic import write_dataset
+
+    data = write_dataset(tmp_path / "data", 2, 0, size=16)
+    host = f"http://127.0.0.1:{closed_port()}"
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "CLEARML_API_HOST": host,
+           "CLEARML_API_ACCESS_KEY": ACCESS, "CLEARML_API_SECRET_KEY": SECRET}
+    result = subprocess.run([sys.executable, "-m", "brain_tumor.cli", "launch", "--data", str(data)],
+                            capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode == 2
+    assert f"error: The ClearML server {host} is unreachable" in result.stderr
+    assert "Traceback" not in result.stderr
+    for secret in (ACCESS, SECRET):
+        assert secret not in result.stdout + result.stderr
+
+
+def test_launch_refuses_an_unknown_model_before_contacting_anything(tmp_path, capsys):
+    assert main(["launch", "--data", str(tmp_path), "--models", "cnn_z"]) == 2
+    assert "Unknown model 'cnn_z'" in capsys.readouterr().err
