@@ -14,7 +14,7 @@ from brain_tumor import __version__
 from brain_tumor.model_specs import MODEL_SPECS
 from steps.tracking import PROJECT
 
-from .dag import PARAMETERS, expand
+from pipelines.dag import PARAMETERS, expand  # absolute: an agent runs this file as a script
 
 PIPELINE_NAME = "brain-tumor-mri"
 MONITORED = [("accuracy", "validation"), ("loss", "validation")]  # shown on the pipeline page per training node
@@ -68,7 +68,9 @@ def build_controller(parameters: dict, gpu_queue: str = "gpu", cpu_queue: str = 
             name=node.name, function=run_step, function_kwargs=kwargs, function_return=list(node.returns),
             parents=list(node.parents), execution_queue=gpu_queue if training else cpu_queue,
             cache_executed_step=node.cache, retry_on_failure=retries,
-            monitor_metrics=MONITORED if training else None, task_type="training" if training else "data_processing")
+            monitor_metrics=MONITORED if training else None,
+            monitor_models=[f"brain-tumor {node.model}"] if training else None,
+            task_type="training" if training else "data_processing")
     return controller
 
 

@@ -20,7 +20,8 @@ Task._report_subprocess_enabled = False  # as steps/tracking.py does offline: no
 from pipelines.clearml_pipeline import build_controller
 controller = build_controller({"epochs": 7, "models": "cnn_a,resnet50"}, gpu_queue="gpu-a100", cpu_queue="cpu")
 dag = {name: {"parents": node.parents, "queue": node.queue, "cache": node.cache_executed_step,
-              "parameters": node.parameters, "monitor_metrics": node.monitor_metrics}
+              "parameters": node.parameters, "monitor_metrics": node.monitor_metrics,
+              "monitor_models": node.monitor_models}
        for name, node in controller.get_pipeline_dag().items()}
 print("DAG=" + json.dumps({"dag": dag, "parameters": controller.get_parameters()}, default=str))
 """
@@ -53,6 +54,7 @@ def test_queues_cache_and_monitoring(built):
     assert {d["queue"] for n, d in dag.items() if not n.startswith("train_")} == {"cpu"}
     assert {n for n, d in dag.items() if d["cache"]} == {"register_dataset", "class_weights"}
     assert dag["train_cnn_a"]["monitor_metrics"] == [["accuracy", "validation"], ["loss", "validation"]]
+    assert dag["train_resnet50"]["monitor_models"] == ["brain-tumor resnet50"]  # the name train_model registers
 
 
 def test_parameter_references_resolve_at_run_time(built):
