@@ -21,7 +21,8 @@ PARAMETERS: dict[str, tuple[object, str]] = {
     "data": ("", "ROOT holding Training/<class>/ (and optionally Testing/<class>/), or a folder of class folders"),
     "train_dir": ("", "a folder of class folders to train on (instead of data)"),
     "test_dir": ("", "a folder of class folders to test on (default: Testing/ beside Training/, else carved)"),
-    "dataset_id": ("", "a ClearML dataset version to use instead of a local folder (needs a server)"),
+    "dataset_id": ("", "a ClearML dataset version id, or PROJECT/NAME for its latest version, to use instead of a "
+                       "local folder (needs a server)"),
     "models": (",".join(MODEL_SPECS), "comma-separated models to train: " + ", ".join(MODEL_SPECS)),
     "epochs": (15, "maximum epochs per model (early stopping may end sooner)"),
     "image_size": (224, "square image side in pixels"),

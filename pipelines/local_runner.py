@@ -67,7 +67,7 @@ def code_version(function: str) -> str:
 
 def step_key(node: Node, kwargs: dict, parameters: dict) -> str:
     material = {"function": node.function, "code": code_version(node.function), "kwargs": kwargs}
-    if node.name == "register_dataset":  # its input is the data folder itself
+    if node.name == "register_dataset" and not parameters["dataset_id"]:  # its input is the data folder itself
         layout = find_layout(parameters["data"] or None, parameters["train_dir"] or None,
                              parameters["test_dir"] or None)
         material["data"] = folder_fingerprint(layout)
@@ -118,7 +118,8 @@ def run_pipeline(parameters: dict, force: bool = False, max_parallel: int | None
     run_dir = Path(parameters["run_dir"]).resolve()
     parameters["run_dir"] = str(run_dir)
     models = parse_models(parameters["models"])
-    find_layout(parameters["data"] or None, parameters["train_dir"] or None, parameters["test_dir"] or None)
+    if not parameters["dataset_id"]:
+        find_layout(parameters["data"] or None, parameters["train_dir"] or None, parameters["test_dir"] or None)
     nodes = expand(models)
     offline = not server_configured()
     if not offline:  # steps here, tracking on the server: fail now, clearly, rather than in every step

@@ -60,11 +60,15 @@ DATASET_NAME = "brain-tumor-mri"
 
 
 def dataset_local_copy(dataset_id: str) -> Path:
-    """The files of a ClearML dataset version on this machine (downloaded once into ClearML's cache)."""
+    """The files of a ClearML dataset version on this machine (downloaded once into ClearML's cache). The reference is
+    a version id, or "PROJECT/NAME" for that dataset's latest finalized version."""
     from clearml import Dataset
 
+    project, _, name = dataset_id.rpartition("/")
+    query = ({"dataset_project": project, "dataset_name": name, "only_completed": True} if project
+             else {"dataset_id": dataset_id})
     try:
-        return Path(Dataset.get(dataset_id=dataset_id).get_local_copy())
+        return Path(Dataset.get(**query).get_local_copy())
     except Exception as error:  # unknown id, no server, no access
         raise UserError(f"Could not fetch ClearML dataset '{dataset_id}' ({error}): check the id in the web UI "
                         f"(Datasets) and the server settings.") from None
