@@ -71,6 +71,8 @@ def step_key(node: Node, kwargs: dict, parameters: dict) -> str:
         layout = find_layout(parameters["data"] or None, parameters["train_dir"] or None,
                              parameters["test_dir"] or None)
         material["data"] = folder_fingerprint(layout)
+    elif node.name == "register_dataset" and "/" in parameters["dataset_id"]:
+        material["data"] = time.time()  # PROJECT/NAME means "the latest version": never assume it unchanged
     return hashlib.sha256(json.dumps(material, sort_keys=True, default=str).encode()).hexdigest()
 
 
