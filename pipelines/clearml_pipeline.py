@@ -12,9 +12,8 @@ import json
 
 from brain_tumor import __version__
 from brain_tumor.model_specs import MODEL_SPECS
-from steps.tracking import PROJECT
-
 from pipelines.dag import PARAMETERS, expand  # absolute: an agent runs this file as a script
+from steps.tracking import PROJECT
 
 PIPELINE_NAME = "brain-tumor-mri"
 MONITORED = [("accuracy", "validation"), ("loss", "validation")]  # shown on the pipeline page per training node

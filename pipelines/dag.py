@@ -99,6 +99,18 @@ class Node:
     model: str | None = None
 
 
+def with_defaults(parameters: dict) -> dict:
+    """Every pipeline parameter, the given values over the declared defaults."""
+    return {name: default for name, (default, _) in PARAMETERS.items()} | parameters
+
+
+def data_layout(parameters: dict):
+    """The local data folder the parameters name (data, or train_dir and test_dir), validated."""
+    from brain_tumor.data import find_layout
+
+    return find_layout(parameters["data"] or None, parameters["train_dir"] or None, parameters["test_dir"] or None)
+
+
 def parse_models(models: str | list[str]) -> list[str]:
     names = [m.strip() for m in models.split(",")] if isinstance(models, str) else list(models)
     names = [m for m in names if m]

@@ -7,17 +7,17 @@ import json
 import subprocess
 import sys
 
-from brain_tumor.data import dataset_hash, find_layout, scan
+from brain_tumor.data import dataset_hash, scan
 from steps.registry import register_version
 from steps.tracking import PROJECT
 
-from .dag import PARAMETERS, parse_models
+from .dag import data_layout, parse_models, with_defaults
 from .server import check_server
 
 
 def launch(parameters: dict, gpu_queue: str = "gpu", cpu_queue: str = "default", controller_queue: str = "services",
            controller_local: bool = False, steps_local: bool = False) -> int:
-    parameters = {name: default for name, (default, _) in PARAMETERS.items()} | parameters
+    parameters = with_defaults(parameters)
     parse_models(parameters["models"])
     if steps_local:
         queues: tuple[str, ...] = ()
@@ -25,8 +25,7 @@ def launch(parameters: dict, gpu_queue: str = "gpu", cpu_queue: str = "default",
         queues = (gpu_queue, cpu_queue) + (() if controller_local else (controller_queue,))
     check_server(queues)
     if not parameters["dataset_id"]:
-        layout = find_layout(parameters["data"] or None, parameters["train_dir"] or None,
-                             parameters["test_dir"] or None)
+        layout = data_layout(parameters)
         content = dataset_hash(scan(layout, 8))  # validates every file here, before anything is uploaded
         parameters["dataset_id"] = register_version(layout, content, PROJECT)
         parameters.update(data="", train_dir="", test_dir="")  # agents read the dataset version, not this disk

@@ -18,11 +18,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from brain_tumor.data import find_layout, folder_fingerprint
+from brain_tumor.data import folder_fingerprint
 from brain_tumor.errors import UserError
 from steps.tracking import server_configured
 
-from .dag import PARAMETERS, STEPS, Node, expand, parse_models
+from .dag import STEPS, Node, data_layout, expand, parse_models, with_defaults
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 REFERENCE = re.compile(r"\$\{(\w+)\.(\w+)\}")
@@ -68,9 +68,7 @@ def code_version(function: str) -> str:
 def step_key(node: Node, kwargs: dict, parameters: dict) -> str:
     material = {"function": node.function, "code": code_version(node.function), "kwargs": kwargs}
     if node.name == "register_dataset" and not parameters["dataset_id"]:  # its input is the data folder itself
-        layout = find_layout(parameters["data"] or None, parameters["train_dir"] or None,
-                             parameters["test_dir"] or None)
-        material["data"] = folder_fingerprint(layout)
+        material["data"] = folder_fingerprint(data_layout(parameters))
     elif node.name == "register_dataset" and "/" in parameters["dataset_id"]:
         material["data"] = time.time()  # PROJECT/NAME means "the latest version": never assume it unchanged
     return hashlib.sha256(json.dumps(material, sort_keys=True, default=str).encode()).hexdigest()
@@ -116,12 +114,12 @@ def run_pipeline(parameters: dict, force: bool = False, max_parallel: int | None
                  quiet: bool = False) -> list[StepRun]:
     """Run the whole DAG; returns what each step did. Raises StepFailed naming the first failed step."""
     say = (lambda *a: None) if quiet else print
-    parameters = {name: default for name, (default, _) in PARAMETERS.items()} | parameters
+    parameters = with_defaults(parameters)
     run_dir = Path(parameters["run_dir"]).resolve()
     parameters["run_dir"] = str(run_dir)
     models = parse_models(parameters["models"])
     if not parameters["dataset_id"]:
-        find_layout(parameters["data"] or None, parameters["train_dir"] or None, parameters["test_dir"] or None)
+        data_layout(parameters)  # a bad data folder stops here, before any step
     nodes = expand(models)
     offline = not server_configured()
     if not offline:  # steps here, tracking on the server: fail now, clearly, rather than in every step
