@@ -67,7 +67,8 @@ STEPS: tuple[StepDecl, ...] = (
         "dataset_id": "${pipeline.dataset_id}",
     }, ("manifest", "data_report", "dataset_hash", "dataset_id", "offline_record", "class_names", "counts", "skipped"),
         cache=True),
-    StepDecl("class_weights", "steps.class_weights:class_weights", ("register_dataset",), {**DATASET},
+    StepDecl("class_weights", "steps.class_weights:class_weights", ("register_dataset",),
+             {**DATASET, "counts": "${register_dataset.counts}"},
              ("class_weights", "dataset_hash"), cache=True),
     StepDecl("train_{model}", "steps.train_model:train_model", ("register_dataset", "class_weights"), {
         **DATASET, **REDERIVE, "model": "{model}", "class_weights": "${class_weights.class_weights}",

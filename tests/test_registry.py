@@ -53,3 +53,18 @@ def test_a_step_without_its_manifest_or_a_dataset_id_says_so(tmp_path):
 
     with pytest.raises(UserError, match="not on this machine and the run has no dataset id"):
         step_data(str(tmp_path / "manifest.csv"), 32, "hash")
+
+
+def test_class_weights_from_split_counts_equal_those_from_the_manifest(tmp_path):
+    import pandas as pd
+
+    from steps.class_weights import class_weights
+
+    manifest = tmp_path / "manifest.csv"
+    pd.DataFrame({"file": list("abcd"), "class": ["x", "y", "y", "y"], "label": [0, 1, 1, 1],
+                  "split": ["train", "train", "train", "val"], "phash": ["0"] * 4, "sha256": ["0"] * 4,
+                  "group": [0, 1, 2, 3]}).to_csv(manifest, index=False)
+    counts = {"train": {"x": 1, "y": 2}, "val": {"x": 0, "y": 1}, "test": {"x": 0, "y": 0}}
+    here = class_weights(str(manifest), "h", str(tmp_path))
+    agent = class_weights(str(tmp_path / "elsewhere.csv"), "h", str(tmp_path / "agent"), counts=counts)
+    assert agent == here
