@@ -1,5 +1,6 @@
 """Small synthetic MRI-like phantoms: a head (skull ring, grey brain) with a class-specific bright lesion, so a model
-can learn them in a few epochs. Used by the demo and the tests; the real data never ships with the project."""
+can learn them in a few epochs. Used by the demo and the tests; the real data never ships with the project.
+`plant_twins` adds near-duplicates of training images to the test folder, as the real Kaggle set has."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from .errors import UserError
 
 CLASS_NAMES = ["glioma_tumor", "meningioma_tumor", "no_tumor", "pituitary_tumor"]
 
@@ -56,3 +59,26 @@ def write_dataset(root: str | Path, train_per_class: int = 40, test_per_class: i
                 Image.fromarray(phantom(index, size, rng), "L").convert("RGB").save(target / f"{name}_{i:04d}.jpg",
                                                                                   quality=92)
     return root
+
+
+def plant_twins(root: str | Path, count: int, seed: int = 0) -> list[tuple[Path, Path]]:
+    """Copy `count` images from ROOT/Training/<class>/ (seeded choice, round-robin over classes) to
+    ROOT/Testing/<class>/twin_XXXX.jpg as near-duplicates: shrunk to 90% of their side and re-encoded as JPEG at
+    quality 75. Returns (copy, original) pairs."""
+    root = Path(root)
+    rng = np.random.default_rng(seed)
+    folders = sorted(p for p in (root / "Training").iterdir() if p.is_dir()) if (root / "Training").is_dir() else []
+    shuffled = [[files[i] for i in rng.permutation(len(files))] for files in (sorted(f.glob("*.jpg")) for f in folders)]
+    deepest = max((len(files) for files in shuffled), default=0)
+    chosen = [files[k] for k in range(deepest) for files in shuffled if k < len(files)]  # round-robin over classes
+    if count > len(chosen):
+        raise UserError(f"Cannot plant {count} twins: {root / 'Training'} has {len(chosen)} .jpg images.")
+    pairs = []
+    for i, original in enumerate(chosen[:count]):
+        copy = root / "Testing" / original.parent.name / f"twin_{i:04d}.jpg"
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        with Image.open(original) as image:
+            side = (max(1, round(image.width * 0.9)), max(1, round(image.height * 0.9)))
+            image.convert("RGB").resize(side, Image.Resampling.BILINEAR).save(copy, quality=75)
+        pairs.append((copy, original))
+    return pairs
