@@ -4,6 +4,7 @@
     brain-tumor run --data ROOT                        the pipeline: 4 models in parallel → champion
     brain-tumor train --data ROOT --model cnn_a        one model on a real folder
     brain-tumor evaluate RUN/model.keras FOLDER        a saved model on any labelled folder (or a manifest split)
+    brain-tumor report RUN                             rebuild a run's report.html
 """
 
 from __future__ import annotations
@@ -95,6 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
                                                          "configured server")
     imports.add_argument("run_dir", help="a run folder written by 'run' or 'demo' with no server configured")
 
+    report = commands.add_parser("report", help="rebuild a run folder's report.html from its files")
+    report.add_argument("run_dir", help="a run folder written by 'run' or 'demo'")
+
     demo = commands.add_parser("demo", help="generate a small synthetic dataset and run the whole pipeline on it")
     demo.add_argument("--out", default="runs/demo")
     demo.add_argument("--models", default="cnn_a,cnn_b,cnn_c,resnet50")
@@ -174,7 +178,7 @@ def cmd_run(args) -> None:
 
 
 def cmd_demo(args) -> None:
-    from .synthetic import write_dataset
+    from .synthetic import plant_twins, write_dataset
 
     out = Path(args.out)
     data = out / "data"
@@ -182,7 +186,9 @@ def cmd_demo(args) -> None:
         print(f"Using the synthetic dataset already in {data}")
     else:
         write_dataset(data, train_per_class=100, test_per_class=25, size=64, seed=0)
-        print(f"Generated a synthetic 4-class dataset in {data}")
+        plant_twins(data, 20, seed=0)  # like the real set, some test images are near-copies of training images
+        print(f"Generated a synthetic 4-class dataset in {data} (20 test images are near-copies of training images, "
+              f"for the leakage audit to find)")
     # Small images, few epochs, a 10× learning rate and ResNet50 without ImageNet weights: minutes on a CPU.
     run_and_report({"data": str(data), "models": args.models, "epochs": args.epochs, "image_size": args.image_size,
                     "lr": 1e-3, "resnet_weights": "none", "run_dir": str(out)}, args.force)
@@ -204,8 +210,19 @@ def cmd_import_offline(args) -> None:
     import_offline_sessions(Path(args.run_dir))
 
 
+def cmd_report(args) -> None:
+    from .report import build_report, missing_inputs
+
+    missing = missing_inputs(Path(args.run_dir))
+    if missing:
+        raise UserError(f"{args.run_dir} is not a finished run folder: missing {', '.join(missing)}. Run the "
+                        f"pipeline into it first (brain-tumor run --out {args.run_dir} ...).")
+    print(f"Report: {build_report(args.run_dir)}")
+
+
 COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "run": cmd_run, "demo": cmd_demo, "launch": cmd_launch,
-            "import-offline": cmd_import_offline}
+            "import-offline": cmd_import_offline,
+            "report": cmd_report}
 
 
 def main(argv: list[str] | None = None) -> int:

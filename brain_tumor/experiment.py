@@ -99,6 +99,7 @@ def train_and_save(prepared: PreparedData, model_name: str, config, out_dir: Pat
     record = {"model": model_name, "spec": spec_dict(model_name), "params": count_params(model),
               "config": asdict(config), "class_names": names, "image_size": image_size,
               "class_weights": {names[c]: w for c, w in class_weight.items()},
+              "resnet_weights": (resnet_weights or "none") if model_name == "resnet50" else None,
               "epochs_run": len(history), "best_epoch": best["epoch"], "best_val_loss": best["val_loss"],
               "train_seconds": time.perf_counter() - start}
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -111,18 +112,42 @@ def train_and_save(prepared: PreparedData, model_name: str, config, out_dir: Pat
     return model, record
 
 
-def evaluate_splits(model, prepared: PreparedData) -> dict:
-    """Metrics on every non-empty split, and the train-vs-validation accuracy gap."""
-    from .evaluation import evaluate_predictions, overfitting_check, predict_probabilities
+def predict_splits(model, prepared: PreparedData) -> dict[str, np.ndarray]:
+    """Class probabilities for every non-empty split."""
+    from .evaluation import predict_probabilities
 
-    results = {}
-    for split in ("train", "val", "test"):
-        pixels, labels = prepared.subset(split)
-        if len(labels):
-            results[split] = evaluate_predictions(labels, predict_probabilities(model, pixels),
-                                                  prepared.scanned.class_names)
+    return {split: predict_probabilities(model, prepared.subset(split)[0])
+            for split in ("train", "val", "test") if np.any(prepared.splits == split)}
+
+
+def evaluate_splits(model, prepared: PreparedData, probabilities: dict[str, np.ndarray] | None = None) -> dict:
+    """Metrics and calibration on every non-empty split, and the train-vs-validation accuracy gap."""
+    from .calibration import reliability
+    from .evaluation import evaluate_predictions, overfitting_check
+
+    probabilities = probabilities if probabilities is not None else predict_splits(model, prepared)
+    results, calibration = {}, {}
+    for split, probs in probabilities.items():
+        labels = prepared.subset(split)[1]
+        results[split] = evaluate_predictions(labels, probs, prepared.scanned.class_names)
+        calibration[split] = reliability(probs, labels)
+    results["calibration"] = calibration
     results["overfitting"] = overfitting_check(results["train"]["accuracy"], results["val"]["accuracy"])
     return results
+
+
+def predictions_frame(prepared: PreparedData, probabilities: dict[str, np.ndarray]) -> pd.DataFrame:
+    """One row per image: file, split, true and predicted class, confidence and every class probability."""
+    names = prepared.scanned.class_names
+    frames = []
+    for split, probs in probabilities.items():
+        mask = prepared.splits == split
+        frame = pd.DataFrame({"file": np.array(prepared.scanned.files)[mask], "split": split,
+                              "true": [names[i] for i in prepared.scanned.labels[mask]],
+                              "predicted": [names[i] for i in probs.argmax(axis=1)],
+                              "confidence": probs.max(axis=1).round(4)})
+        frames.append(frame.join(pd.DataFrame(probs.round(4), columns=[f"p_{n}" for n in names])))
+    return pd.concat(frames, ignore_index=True)
 
 
 def train_one(prepared: PreparedData, model_name: str, config, out_dir: Path,

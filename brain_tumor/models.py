@@ -114,3 +114,15 @@ def load_model(path: str | Path):
     """Load in Keras' safe mode (no code from the file runs). Returns (model, metadata)."""
     metadata = read_metadata(path)
     return keras.saving.load_model(path, safe_mode=True, compile=False), metadata
+
+
+def summary_text(model) -> str:
+    """The layer-by-layer summary as plain text: name (type), output shape, parameters; then the totals."""
+    lines = [f"Model: {model.name}", f"{'Layer (type)':<52}{'Output shape':<28}{'Params':>14}", "-" * 94]
+    for layer in model.layers:
+        shape = tuple(layer.output.shape)
+        lines.append(f"{layer.name + ' (' + type(layer).__name__ + ')':<52}{str(shape):<28}{layer.count_params():>14,}")
+    counts = count_params(model)
+    lines += ["-" * 94, f"Total params: {counts['total']:,}   trainable: {counts['trainable']:,}   "
+                        f"non-trainable: {counts['non_trainable']:,}"]
+    return "\n".join(lines)

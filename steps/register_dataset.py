@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from brain_tumor import figures
 from brain_tumor.data import dataset_hash, find_layout
 from brain_tumor.experiment import prepare_data, split_counts
 
 from .registry import DATASET_NAME, dataset_local_copy, register_version
-from .tracking import PROJECT, current_task, report_table, upload_artifact
+from .tracking import PROJECT, current_task, report_images, report_table, upload_artifact
 
 
 def register_dataset(data: str, run_dir: str, image_size: int, val_fraction: float, test_fraction: float,
@@ -21,6 +22,11 @@ def register_dataset(data: str, run_dir: str, image_size: int, val_fraction: flo
     prepared = prepare_data(layout, image_size, val_fraction, test_fraction, seed, out)
     digest = dataset_hash(prepared.scanned)
     counts = split_counts(prepared)
+    report = figures.report_dir(out)
+    shown = figures.exploration(prepared, counts, report / "exploration", seed)
+    leakage, leakage_figures = figures.leakage(prepared, report / "leakage", seed)
+    print(f"Leakage audit: {leakage['twins']} of {leakage['test_images']} test images have a near-duplicate in "
+          f"train/validation (a random split would give {leakage['random_split']['twins']})")
 
     offline_record = None  # an offline dataset record cannot be fetched by other steps: kept apart from dataset_id
     task = current_task()
@@ -43,6 +49,8 @@ def register_dataset(data: str, run_dir: str, image_size: int, val_fraction: flo
                      + [[split, *row.values()] for split, row in counts.items()])
         upload_artifact("manifest", out / "manifest.csv")
         upload_artifact("data_report", out / "data_report.json")
+        upload_artifact("leakage audit", report / "leakage" / "leakage.json")
+        report_images({**shown, **leakage_figures})
     return {"manifest": str(out / "manifest.csv"), "data_report": str(out / "data_report.json"),
             "dataset_hash": digest, "dataset_id": dataset_id or None, "offline_record": offline_record, "class_names": prepared.scanned.class_names,
             "counts": counts, "skipped": len(prepared.scanned.skipped)}

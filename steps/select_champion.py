@@ -6,10 +6,12 @@ import json
 import shutil
 from pathlib import Path
 
+from brain_tumor import figures
+from brain_tumor.report import build_report, missing_inputs
 from brain_tumor.selection import CHAMPION_METRICS, choose_champion, comparison_table, to_markdown
 
 from .registry import CHAMPION_TAG, champion_tag_changes, resolve_model
-from .tracking import PROJECT, current_task, report_table
+from .tracking import PROJECT, current_task, report_images, report_table, upload_artifact
 
 
 def select_champion(rows: list[dict], model_refs: dict, run_dir: str, metric: str = "val_macro_f1") -> dict:
@@ -25,6 +27,17 @@ def select_champion(rows: list[dict], model_refs: dict, run_dir: str, metric: st
                 "source": model_refs[champion], "path": str(out / "champion.keras")}
     (out / "champion.json").write_text(json.dumps(decision, indent=2))
     print(f"Champion: {why}")
+    histories = {row["model"]: json.loads(path.read_text()) for row in rows
+                 if (path := out / "models" / row["model"] / "history.json").is_file()}
+    shown = figures.comparison(rows, histories, champion, figures.report_dir(out) / "comparison")
+    report_images(shown)
+    missing = missing_inputs(out)
+    if missing:  # earlier steps ran on other machines: their figures are in ClearML, not in this folder
+        print(f"No report.html here: {', '.join(missing)} not in {out} (no shared run folder).")
+    else:
+        report = build_report(out)
+        print(f"Report: {report}")
+        upload_artifact("report", report)
     task = current_task()
     if task is not None:
         report_table("comparison", table)

@@ -55,3 +55,17 @@ def upload_artifact(name: str, artifact) -> None:
     task = current_task()
     if task is not None:
         task.upload_artifact(name, artifact_object=artifact)
+
+
+def report_images(figures: dict, series: str = "") -> None:
+    """PNG files already written to the run folder, shown under the step's Plots/Debug Samples in the web UI."""
+    task = current_task()
+    if task is not None:
+        for title, path in figures.items():
+            task.get_logger().report_image(title, series or Path(path).stem, iteration=0, local_path=str(path))
+
+
+def report_text(text: str) -> None:
+    task = current_task()
+    if task is not None:
+        task.get_logger().report_text(text, print_console=False)

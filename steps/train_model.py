@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+from brain_tumor import figures
 from brain_tumor.experiment import train_and_save
 from brain_tumor.model_specs import get_spec
 
 from .registry import step_data
-from .tracking import current_task, report_scalars, upload_artifact
+from .tracking import current_task, report_images, report_scalars, report_text, upload_artifact
 
 
 def report_epoch(row: dict) -> None:
@@ -24,6 +26,7 @@ def train_model(model: str, manifest: str, dataset_hash: str, class_weights: dic
                 image_size: int, batch_size: int, lr: float, seed: int, resnet_weights: str = "imagenet",
                 augment_on: str = "auto", dataset_id: str = "", val_fraction: float = 0.15,
                 test_fraction: float = 0.15) -> dict:
+    from brain_tumor.models import summary_text
     from brain_tumor.training import TrainConfig
 
     spec = get_spec(model)
@@ -33,9 +36,13 @@ def train_model(model: str, manifest: str, dataset_hash: str, class_weights: dic
                          augment_on=augment_on)
     weights = None if str(resnet_weights).lower() in ("", "none") else resnet_weights
     out = Path(run_dir) / "models" / model
-    _, record = train_and_save(prepared, model, config, out, weights,
-                               class_weight={names.index(c): w for c, w in class_weights.items()},
-                               on_epoch=report_epoch)
+    keras_model, record = train_and_save(prepared, model, config, out, weights,
+                                         class_weight={names.index(c): w for c, w in class_weights.items()},
+                                         on_epoch=report_epoch)
+    summary = summary_text(keras_model)
+    history = json.loads((out / "history.json").read_text())
+    report_images(figures.training(history, model, summary, figures.report_dir(run_dir) / "models" / model))
+    report_text(summary)
     record["dataset_hash"] = dataset_hash
     model_ref = str(out / "model.keras")
     task = current_task()

@@ -2,13 +2,14 @@
 
 import hashlib
 import os
+import uuid
 from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from brain_tumor.synthetic import CLASS_NAMES, write_dataset  # noqa: E402
+from brain_tumor.synthetic import CLASS_NAMES, write_dataset
 
 
 @pytest.fixture
@@ -27,6 +28,37 @@ def learnable_data(tmp_path_factory):
     return write_dataset(tmp_path_factory.mktemp("learnable"), 100, 20, size=32, seed=1)
 
 
+FAST = {"epochs": 2, "image_size": 32, "lr": 1e-3, "resnet_weights": "none"}
+# Stand for ClearML credentials in the environment: the pipeline run must not write them anywhere. Made at run time
+# so that they are not in any source file (ClearML records a run's uncommitted git diff).
+SECRET_MARKER = f"secret-{uuid.uuid4().hex}"
+ACCESS_MARKER = f"access-{uuid.uuid4().hex}"
+
+
+@pytest.fixture(scope="session")
+def pipeline_data(tmp_path_factory):
+    """Training + Testing, with a few test images that are resized, re-encoded copies of training images."""
+    from brain_tumor.synthetic import plant_twins
+
+    root = write_dataset(tmp_path_factory.mktemp("pipeline") / "data", 40, 10, size=32, seed=3)
+    plant_twins(root, 4, seed=3)
+    return root
+
+
+@pytest.fixture(scope="session")
+def first_run(pipeline_data, tmp_path_factory):
+    """One pipeline run (three models), shared by the pipeline and report tests; credentials in its environment."""
+    from pipelines.local_runner import run_pipeline
+
+    run_dir = tmp_path_factory.mktemp("run") / "run"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("CLEARML_API_ACCESS_KEY", ACCESS_MARKER)
+        patch.setenv("CLEARML_API_SECRET_KEY", SECRET_MARKER)
+        runs = run_pipeline({"data": str(pipeline_data), "models": "cnn_a,cnn_b,resnet50", "run_dir": str(run_dir),
+                             **FAST}, quiet=True)
+    return run_dir, runs
+
+
 def tree_digest(folder: Path) -> str:
     """A digest of every path, size and byte under a folder: equal before and after means nothing was modified."""
     digest = hashlib.sha256()
@@ -37,4 +69,4 @@ def tree_digest(folder: Path) -> str:
     return digest.hexdigest()
 
 
-__all__ = ["CLASS_NAMES", "tree_digest"]
+__all__ = ["ACCESS_MARKER", "CLASS_NAMES", "FAST", "SECRET_MARKER", "tree_digest"]

@@ -10,23 +10,7 @@ from brain_tumor.cli import main
 from brain_tumor.models import read_metadata
 from pipelines.local_runner import run_pipeline
 
-FAST = {"epochs": 2, "image_size": 32, "lr": 1e-3, "resnet_weights": "none"}
-
-
-@pytest.fixture(scope="module")
-def pipeline_data(tmp_path_factory):
-    from brain_tumor.synthetic import write_dataset
-
-    return write_dataset(tmp_path_factory.mktemp("pipeline") / "data", 40, 10, size=32, seed=3)
-
-
-@pytest.fixture(scope="module")
-def first_run(pipeline_data, tmp_path_factory):
-    run_dir = tmp_path_factory.mktemp("run") / "run"
-    runs = run_pipeline({"data": str(pipeline_data), "models": "cnn_a,cnn_b,resnet50", "run_dir": str(run_dir),
-                         **FAST}, quiet=True)
-    return run_dir, runs
-
+from conftest import FAST
 
 def test_every_step_ran_and_left_its_files(first_run):
     run_dir, runs = first_run

@@ -1,0 +1,125 @@
+"""The figures and tables each pipeline step leaves in RUN/report/, made once, after the step's real work.
+
+Each function takes what its step already holds in memory and returns {title: PNG path}, so the step can also log
+the same images to ClearML. `report.py` assembles them into report.html.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import plots
+from .leakage import audit
+
+SAMPLES_PER_CLASS = 4  # 4 classes × 4: the seed's 4×4 grid
+PREDICTIONS_SHOWN = 8  # correct and wrong each
+
+
+def report_dir(run_dir: str | Path) -> Path:
+    return Path(run_dir) / "report"
+
+
+def manifest_frame(prepared) -> pd.DataFrame:
+    """The manifest's columns the audit needs, from data already in memory (no file: agents may not have one)."""
+    scanned = prepared.scanned
+    return pd.DataFrame({"file": scanned.files, "class": [scanned.class_names[i] for i in scanned.labels],
+                         "label": scanned.labels, "split": prepared.splits, "phash": scanned.phashes})
+
+
+def exploration(prepared, counts: dict, out: Path, seed: int = 0) -> dict[str, Path]:
+    """Counts per class and split (CSV and bar chart) and a grid of labelled training images."""
+    out.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(counts).rename_axis("class").to_csv(out / "class_counts.csv")
+    scanned = prepared.scanned
+    rng = np.random.default_rng(seed)
+    picked = []
+    for label, _ in enumerate(scanned.class_names):
+        pool = np.flatnonzero((scanned.labels == label) & (prepared.splits == "train"))
+        picked += list(rng.choice(pool, min(SAMPLES_PER_CLASS, len(pool)), replace=False))
+    grid = plots.image_grid([scanned.pixels[i] for i in picked], [scanned.class_names[scanned.labels[i]]
+                                                                  for i in picked],
+                            "Training images and their labels", ncols=SAMPLES_PER_CLASS)
+    return {"Images per class and split": plots.save(plots.class_counts(counts), out / "class_counts.png"),
+            "Sample training images": plots.save(grid, out / "samples.png")}
+
+
+def leakage(prepared, out: Path, seed: int = 0) -> tuple[dict, dict[str, Path]]:
+    """The leakage audit (leakage.json, twin pairs CSV) with its histogram and thumbnails of the pairs."""
+    out.mkdir(parents=True, exist_ok=True)
+    frame = manifest_frame(prepared)
+    result = audit(frame, seed=seed)
+    (out / "leakage.json").write_text(json.dumps(result, indent=2))
+    pd.DataFrame(result["pairs"]).to_csv(out / "leakage_pairs.csv", index=False)
+    figures = {"Nearest-neighbour distance of test images": plots.save(
+        plots.distance_histogram(result["nearest_distances"], result["max_distance"]), out / "leakage_distances.png")}
+    index = {name: i for i, name in enumerate(frame["file"])}
+    for key, title, name in (("pairs", "Test images with a near-duplicate in training", "leakage_twins.png"),
+                             ("closest_pairs", "Closest test/training pairs", "leakage_closest.png")):
+        pairs = result[key][:PREDICTIONS_SHOWN]
+        if pairs:
+            images, titles = [], []
+            for pair in pairs:
+                images += [prepared.scanned.pixels[index[pair["test_file"]]],
+                           prepared.scanned.pixels[index[pair["match_file"]]]]
+                titles += [f"test: {pair['test_class']}\n{Path(pair['test_file']).name}",
+                           f"{pair['match_split']}: {pair['match_class']}, {pair['distance']} bits\n"
+                           f"{Path(pair['match_file']).name}"]
+            figures[title] = plots.save(plots.image_grid(images, titles, title, ncols=4), out / name)
+    return result, figures
+
+
+def training(history: list[dict], model_name: str, summary: str, out: Path) -> dict[str, Path]:
+    """Curves (accuracy, loss, learning rate, epoch time) and the Keras model summary as text."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "summary.txt").write_text(summary)
+    return {f"{model_name} training curves": plots.save(plots.training_curves(history, model_name),
+                                                        out / "curves.png")}
+
+
+def evaluation(model_name: str, metrics: dict, prepared, probabilities: dict[str, np.ndarray], out: Path,
+               seed: int = 0) -> dict[str, Path]:
+    """On the held-out split (test, else validation): confusion matrices, classification report, a grid of correct
+    and wrong predictions with their confidence, and the reliability diagram."""
+    out.mkdir(parents=True, exist_ok=True)
+    split = heldout_split(metrics)
+    names = prepared.scanned.class_names
+    pd.DataFrame(metrics[split]["per_class"]).T.to_csv(out / "classification_report.csv")
+    pixels, labels = prepared.subset(split)
+    predicted = probabilities[split].argmax(axis=1)
+    rng = np.random.default_rng(seed)
+    shown = []
+    for correct in (True, False):
+        pool = np.flatnonzero((predicted == labels) == correct)
+        shown += list(rng.choice(pool, min(PREDICTIONS_SHOWN, len(pool)), replace=False))
+    grid = plots.image_grid(
+        [pixels[i] for i in shown],
+        [f"true {names[labels[i]]}\npred {names[predicted[i]]} {probabilities[split][i].max():.0%}" for i in shown],
+        f"{model_name}: sample {split} predictions (green right, red wrong)", ncols=4,
+        title_colours=["green" if predicted[i] == labels[i] else "red" for i in shown])
+    calibration = metrics["calibration"][split]
+    return {
+        f"{model_name} confusion matrices": plots.save(
+            plots.confusion_matrices(metrics[split]["confusion_matrix"], names, model_name, split),
+            out / "confusion.png"),
+        f"{model_name} sample predictions": plots.save(grid, out / "predictions.png"),
+        f"{model_name} reliability": plots.save(
+            plots.reliability_diagram(calibration["bins"], calibration["ece"], model_name), out / "reliability.png"),
+    }
+
+
+def comparison(rows: list[dict], histories: dict[str, list[dict]], champion: str, out: Path) -> dict[str, Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    return {
+        "Model comparison": plots.save(plots.comparison_bars(rows, champion), out / "comparison.png"),
+        "Training curves, all models": plots.save(plots.overlaid_curves(histories), out / "curves_all.png"),
+        "Custom CNNs vs transfer learning": plots.save(plots.custom_vs_transfer(rows), out / "custom_vs_transfer.png"),
+    }
+
+
+def heldout_split(metrics: dict) -> str:
+    """The split a model's report shows: the test split when there is one, else validation."""
+    return "test" if "test" in metrics else "val"

@@ -1,0 +1,144 @@
+"""The run's report: every section and figure, in the run folder and in ClearML, and report.html in a real browser."""
+
+import io
+import json
+import re
+import shutil
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import ACCESS_MARKER, SECRET_MARKER
+from PIL import Image
+
+from brain_tumor.report import NOT_CLINICAL, SECTIONS, build_report, main_confusions
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+
+def assert_non_blank(png: bytes, name: str) -> None:
+    pixels = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"), dtype=np.float32)
+    assert pixels.shape[0] > 100 and pixels.shape[1] > 100, name
+    assert pixels.std() > 10 and len(np.unique(pixels.reshape(-1, 3), axis=0)) > 20, f"{name} looks blank"
+
+
+def test_every_figure_is_written_decodes_and_is_not_blank(first_run):
+    run_dir, _ = first_run
+    report = run_dir / "report"
+    expected = ["exploration/class_counts.png", "exploration/samples.png", "leakage/leakage_distances.png",
+                "leakage/leakage_twins.png", "leakage/leakage_closest.png", "comparison/comparison.png",
+                "comparison/curves_all.png", "comparison/custom_vs_transfer.png"]
+    for model in ("cnn_a", "cnn_b", "resnet50"):
+        expected += [f"models/{model}/curves.png", f"evaluation/{model}/confusion.png",
+                     f"evaluation/{model}/predictions.png", f"evaluation/{model}/reliability.png"]
+    for name in expected:
+        assert_non_blank((report / name).read_bytes(), name)
+    assert sorted(str(p.relative_to(report)) for p in report.rglob("*.png")) == sorted(expected)
+    for csv in ("exploration/class_counts.csv", "leakage/leakage_pairs.csv", "evaluation/cnn_a/classification_report.csv"):
+        assert (report / csv).read_text().count("\n") > 1, csv
+    predictions = (run_dir / "metrics" / "cnn_a_predictions.csv").read_text().splitlines()
+    assert predictions[0].startswith("file,split,true,predicted,confidence,p_glioma_tumor")
+
+
+def test_the_audit_finds_the_planted_twins_and_splits_the_test_metrics(first_run):
+    run_dir, _ = first_run
+    audit = json.loads((run_dir / "report" / "leakage" / "leakage.json").read_text())
+    twins = {Path(p["test_file"]).name for p in audit["pairs"]}
+    assert {f"twin_{i:04d}.jpg" for i in range(4)} <= twins  # the resized, re-encoded copies
+    assert audit["twins"] == len(audit["pairs"]) == sum(audit["is_twin"])
+    metrics = json.loads((run_dir / "metrics" / "cnn_a.json").read_text())
+    parts = metrics["leakage"]
+    assert parts["twin"]["samples"] == audit["twins"]
+    assert parts["twin"]["samples"] + parts["novel"]["samples"] == metrics["test"]["samples"]
+    correct = parts["twin"]["accuracy"] * parts["twin"]["samples"] + parts["novel"]["accuracy"] * parts["novel"]["samples"]
+    assert correct == pytest.approx(metrics["test"]["accuracy"] * metrics["test"]["samples"])
+    assert 0 <= metrics["calibration"]["test"]["ece"] <= 1
+
+
+def test_report_html_has_every_section_and_embeds_every_image(first_run):
+    run_dir, _ = first_run
+    page = (run_dir / "report.html").read_text()
+    for key, title in SECTIONS:
+        assert f'<section id="{key}"><h2>{title}</h2>' in page
+        assert f'href="#{key}"' in page  # in the table of contents
+    for needle in ("Imbalance ratio", "Test images with a twin", "expected calibration error", "Main confusions",
+                   "Per-class sensitivity", "Intended use", "Model summary", "Overfitting", NOT_CLINICAL):
+        assert needle in page, needle
+    sources = re.findall(r'<img src="([^"]+)"', page)
+    assert len(sources) == 20 and all(s.startswith("data:image/png;base64,") for s in sources)
+    assert "http://" not in page and "https://" not in page  # nothing to fetch
+
+
+def test_the_conclusion_is_made_of_the_runs_numbers(first_run):
+    run_dir, _ = first_run
+    champion = json.loads((run_dir / "champion.json").read_text())
+    metrics = json.loads((run_dir / "metrics" / f"{champion['champion']}.json").read_text())
+    conclusion = (run_dir / "report.html").read_text().split('id="conclusion"')[1].split("</section>")[0]
+    assert f"{champion['champion']} won on {champion['metric']} with {champion['value']:.3f}" in conclusion
+    assert f"accuracy {metrics['test']['accuracy']:.3f} and macro-F1 {metrics['test']['macro_f1']:.3f}" in conclusion
+    assert f"expected calibration error {metrics['calibration']['test']['ece']:.3f}" in conclusion
+
+
+def test_main_confusions_are_the_largest_off_diagonal_cells():
+    names = ["a", "b", "c"]
+    assert main_confusions([[5, 3, 0], [1, 6, 0], [0, 4, 2]], names, top=2) == [
+        "c predicted as b: 4 of 6 (67%)", "a predicted as b: 3 of 8 (38%)"]
+    assert main_confusions([[2, 0], [0, 2]], ["a", "b"]) == []
+
+
+def test_each_step_logged_its_figures_to_clearml(first_run):
+    run_dir, _ = first_run
+    logged = {}
+    for session in (run_dir / "clearml" / "offline").glob("*.zip"):
+        with zipfile.ZipFile(session) as archive:
+            name = json.loads(archive.read("task.json"))["name"]
+            logged[name] = {n for n in archive.namelist() if n.endswith(".png")}
+    assert len(logged["register_dataset"]) == 5
+    assert len(logged["train_cnn_a"]) == 1
+    assert len(logged["evaluate"]) == 3 * 3
+    assert len(logged["select_champion"]) == 3
+
+
+def test_no_credential_reaches_the_run_folder(first_run):
+    run_dir, _ = first_run
+    for path in run_dir.rglob("*"):
+        if path.is_file():
+            data = path.read_bytes()
+            if path.suffix == ".zip":
+                with zipfile.ZipFile(path) as archive:
+                    data = b"".join(archive.read(n) for n in archive.namelist())
+            assert SECRET_MARKER.encode() not in data and ACCESS_MARKER.encode() not in data, path
+
+
+def test_the_report_can_be_rebuilt_from_the_run_folder(first_run, tmp_path):
+    run_dir, _ = first_run
+    copy = shutil.copytree(run_dir, tmp_path / "copy")
+    (copy / "report.html").unlink()
+    assert build_report(copy).read_text().count("<section") == len(SECTIONS)
+
+
+@pytest.mark.skipif(not Path(CHROMIUM).is_file(), reason="needs Debian's chromium (.ci/run installs it)")
+def test_report_renders_in_headless_chromium_without_network(first_run, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    run_dir, _ = first_run
+    requested = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                             args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.route("http*://**", lambda route: (requested.append(route.request.url), route.abort()))
+        page.goto((run_dir / "report.html").as_uri())
+        for key, title in SECTIONS:
+            heading = page.locator(f"section#{key} > h2")
+            assert heading.inner_text() == title and heading.is_visible()
+        images = page.evaluate("Array.from(document.images).map(i => [i.complete, i.naturalWidth])")
+        assert len(images) == 20 and all(done and width > 100 for done, width in images)
+        page.click("nav a[href='#calibration']")
+        assert page.evaluate("location.hash") == "#calibration"
+        shot = page.screenshot()
+        page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
+        browser.close()
+    assert requested == []
+    assert_non_blank(shot, "screenshot")
