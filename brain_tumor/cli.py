@@ -168,7 +168,7 @@ def run_and_report(parameters: dict, force: bool, max_parallel: int | None = Non
     out = Path(parameters["run_dir"])
     print("\n" + (out / "comparison.md").read_text())
     print(f"Champion: {json.loads((out / 'champion.json').read_text())['why']}")
-    print(f"Run folder: {out} (summary.md, comparison.csv, champion.keras, models/, metrics/, steps/)")
+    print(f"Run folder: {out} (report.html, summary.md, comparison.csv, champion.keras, models/, metrics/, report/, steps/)")
 
 
 def cmd_run(args) -> None:
