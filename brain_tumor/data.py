@@ -121,7 +121,7 @@ def list_class_files(folder: Path) -> tuple[dict[str, list[Path]], list[Skipped]
     return classes, stray
 
 
-def _decode_or_skip(path: Path, image_size: int):
+def decode_or_skip(path: Path, image_size: int):
     if path.name.startswith("."):
         return Skipped(str(path), "hidden file")
     try:
@@ -162,7 +162,7 @@ def scan(layout: Layout, image_size: int, class_names: list[str] | None = None,
 
     workers = workers or min(8, os.cpu_count() or 1)
     with ThreadPoolExecutor(workers) as pool:
-        results = list(tqdm(pool.map(lambda job: _decode_or_skip(job[0], image_size), jobs), total=len(jobs),
+        results = list(tqdm(pool.map(lambda job: decode_or_skip(job[0], image_size), jobs), total=len(jobs),
                             desc=f"Decoding {len(jobs)} images", unit="img", disable=not progress))
 
     kept = [(job, result) for job, result in zip(jobs, results) if not isinstance(result, Skipped)]

@@ -113,7 +113,11 @@ def read_metadata(path: str | Path) -> dict:
 def load_model(path: str | Path):
     """Load in Keras' safe mode (no code from the file runs). Returns (model, metadata)."""
     metadata = read_metadata(path)
-    return keras.saving.load_model(path, safe_mode=True, compile=False), metadata
+    try:
+        return keras.saving.load_model(path, safe_mode=True, compile=False), metadata
+    except (ValueError, TypeError) as error:  # e.g. a Lambda layer: code that safe mode refuses to run
+        raise UserError(f"{path} could not be loaded safely ({str(error).splitlines()[0][:200]}). Only models "
+                        f"saved by this project, without custom code, are loaded.") from None
 
 
 def summary_text(model) -> str:
