@@ -4,6 +4,8 @@
     brain-tumor run --data ROOT                        the pipeline: 4 models in parallel → champion
     brain-tumor train --data ROOT --model cnn_a        one model on a real folder
     brain-tumor evaluate RUN/model.keras FOLDER        a saved model on any labelled folder (or a manifest split)
+    brain-tumor predict RUN images/ --gradcam cams/    the champion on new images (CSV), with Grad-CAM
+    brain-tumor app RUN                                the champion in a local web app
     brain-tumor report RUN                             rebuild a run's report.html
 """
 
@@ -95,6 +97,20 @@ def build_parser() -> argparse.ArgumentParser:
     imports = commands.add_parser("import-offline", help="upload a local run's offline ClearML sessions to the "
                                                          "configured server")
     imports.add_argument("run_dir", help="a run folder written by 'run' or 'demo' with no server configured")
+
+    predict = commands.add_parser("predict", help="class probabilities for an image or a folder of images")
+    predict.add_argument("model", help="a .keras file, a run folder (its champion), a ClearML model id, or "
+                                       "'champion' (the project's champion on the configured server)")
+    predict.add_argument("images", help="an image file or a folder of images")
+    predict.add_argument("--out", help="CSV of the predictions (default for a folder: predictions.csv)")
+    predict.add_argument("--gradcam", metavar="DIR", help="also write a Grad-CAM overlay per image into DIR")
+    predict.add_argument("--class", dest="class_name", help="the class Grad-CAM explains (default: the predicted one)")
+
+    app = commands.add_parser("app", help="serve a model in a Gradio web app (localhost only by default)")
+    app.add_argument("model", help="as for predict")
+    app.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0 exposes it to the network)")
+    app.add_argument("--port", type=int, default=7860)
+    app.add_argument("--share", action="store_true", help="also create a public gradio.live link (off by default)")
 
     report = commands.add_parser("report", help="rebuild a run folder's report.html from its files")
     report.add_argument("run_dir", help="a run folder written by 'run' or 'demo'")
@@ -210,6 +226,54 @@ def cmd_import_offline(args) -> None:
     import_offline_sessions(Path(args.run_dir))
 
 
+def load_model_reference(reference: str):
+    """(model, metadata, local path) for a .keras file, a run folder, a ClearML model id or 'champion'."""
+    from .predict import load_checked, local_model_path
+
+    path = local_model_path(reference)
+    if path is None:
+        from steps.registry import resolve_model
+
+        path = resolve_model(reference)
+    model, metadata = load_checked(path)
+    return model, metadata, path
+
+
+def cmd_predict(args) -> None:
+    from .predict import list_images, predict_files
+
+    model, metadata, path = load_model_reference(args.model)
+    paths = list_images(args.images)
+    rows, skipped = predict_files(model, metadata, paths, Path(args.gradcam) if args.gradcam else None,
+                                  args.class_name)
+    for item in skipped:
+        print(f"skipped {item.path}: {item.reason}", file=sys.stderr)
+    print(f"Model {metadata['model_name']} ({path}); {len(rows)} images predicted, {len(skipped)} skipped.")
+    if len(paths) == 1 and len(rows) == 1 and not args.out:
+        row = rows.iloc[0]
+        print(f"{row['file']}: {row['predicted']} ({row['confidence']:.1%}) — "
+              + ", ".join(f"{n} {row[f'p_{n}']:.3f}" for n in metadata["class_names"]))
+    elif len(rows):
+        out = Path(args.out or "predictions.csv")
+        rows.to_csv(out, index=False)
+        print("Predicted: " + ", ".join(f"{n} {c}" for n, c in rows["predicted"].value_counts().items())
+              + f". Written to {out}")
+    if args.gradcam and len(rows):
+        print(f"Grad-CAM overlays in {args.gradcam}")
+    if not len(rows):
+        raise UserError(f"No readable image in {args.images} ({len(skipped)} skipped, reasons above).")
+
+
+def cmd_app(args) -> None:
+    from .app import launch
+
+    model, metadata, path = load_model_reference(args.model)
+    if args.host not in ("127.0.0.1", "localhost"):
+        print(f"warning: listening on {args.host}: anyone who can reach this machine can use the app",
+              file=sys.stderr)
+    launch(model, metadata, path, args.host, args.port, args.share)
+
+
 def cmd_report(args) -> None:
     from .report import build_report, missing_inputs
 
@@ -222,7 +286,7 @@ def cmd_report(args) -> None:
 
 COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "run": cmd_run, "demo": cmd_demo, "launch": cmd_launch,
             "import-offline": cmd_import_offline,
-            "report": cmd_report}
+            "report": cmd_report, "predict": cmd_predict, "app": cmd_app}
 
 
 def main(argv: list[str] | None = None) -> int:

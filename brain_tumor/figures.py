@@ -80,10 +80,12 @@ def training(history: list[dict], model_name: str, summary: str, out: Path) -> d
                                                         out / "curves.png")}
 
 
-def evaluation(model_name: str, metrics: dict, prepared, probabilities: dict[str, np.ndarray], out: Path,
+def evaluation(model, model_name: str, metrics: dict, prepared, probabilities: dict[str, np.ndarray], out: Path,
                seed: int = 0) -> dict[str, Path]:
     """On the held-out split (test, else validation): confusion matrices, classification report, a grid of correct
-    and wrong predictions with their confidence, and the reliability diagram."""
+    and wrong predictions with their confidence and Grad-CAM, and the reliability diagram."""
+    from .gradcam import gradcam, overlay
+
     out.mkdir(parents=True, exist_ok=True)
     split = heldout_split(metrics)
     names = prepared.scanned.class_names
@@ -95,11 +97,16 @@ def evaluation(model_name: str, metrics: dict, prepared, probabilities: dict[str
     for correct in (True, False):
         pool = np.flatnonzero((predicted == labels) == correct)
         shown += list(rng.choice(pool, min(PREDICTIONS_SHOWN, len(pool)), replace=False))
-    grid = plots.image_grid(
-        [pixels[i] for i in shown],
-        [f"true {names[labels[i]]}\npred {names[predicted[i]]} {probabilities[split][i].max():.0%}" for i in shown],
-        f"{model_name}: sample {split} predictions (green right, red wrong)", ncols=4,
-        title_colours=["green" if predicted[i] == labels[i] else "red" for i in shown])
+    images, titles, colours = [], [], []
+    for i in shown:  # each image beside its Grad-CAM for the predicted class
+        heatmap, _ = gradcam(model, pixels[i], int(predicted[i]))
+        colour = "green" if predicted[i] == labels[i] else "red"
+        images += [pixels[i], overlay(pixels[i], heatmap)]
+        titles += [f"true {names[labels[i]]}\npred {names[predicted[i]]} {probabilities[split][i].max():.0%}",
+                   "Grad-CAM"]
+        colours += [colour, colour]
+    grid = plots.image_grid(images, titles, f"{model_name}: sample {split} predictions with Grad-CAM "
+                                            f"(green right, red wrong)", ncols=8, title_colours=colours)
     calibration = metrics["calibration"][split]
     return {
         f"{model_name} confusion matrices": plots.save(

@@ -49,7 +49,7 @@ def evaluate(manifest: str, dataset_hash: str, run_dir: str, dataset_id: str = "
                                               prepared.scanned.class_names)
         (out / f"{name}.json").write_text(json.dumps(metrics, indent=2))
         predictions_frame(prepared, probabilities).to_csv(out / f"{name}_predictions.csv", index=False)
-        report_images(figures.evaluation(name, metrics, prepared, probabilities,
+        report_images(figures.evaluation(model, name, metrics, prepared, probabilities,
                                          figures.report_dir(run_dir) / "evaluation" / name, seed))
         row = comparison_row(training, metrics)
         rows.append(row)

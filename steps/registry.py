@@ -48,12 +48,27 @@ def resolve_model(reference: str) -> Path:
                         f"CLEARML_API_SECRET_KEY.")
     from clearml import InputModel
 
+    if reference == CHAMPION_TAG:
+        reference = champion_model_id()
     try:
         local = InputModel(model_id=reference).get_local_copy(raise_on_error=True)
     except Exception as error:  # unknown id, no server, no access: the SDK has no single error type for these
         raise UserError(f"Could not fetch ClearML model '{reference}' ({error}): check the id in the web UI's "
                         f"model registry and the server settings (clearml.conf or CLEARML_API_*).") from None
     return Path(local)
+
+
+def champion_model_id() -> str:
+    """The id of the project's model tagged champion (select_champion keeps exactly one)."""
+    from clearml import Model
+
+    from .tracking import PROJECT
+
+    tagged = Model.query_models(project_name=PROJECT, tags=[CHAMPION_TAG], only_published=True)
+    if not tagged:
+        raise UserError(f"No model tagged '{CHAMPION_TAG}' in project '{PROJECT}' on the server: run the pipeline "
+                        f"there first (brain-tumor launch), or give a model id or file.")
+    return tagged[0].id
 
 
 DATASET_NAME = "brain-tumor-mri"
