@@ -20,11 +20,11 @@ import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from PIL import Image  # noqa: E402
+from PIL import Image
 
-from brain_tumor.models import build_model, save_model  # noqa: E402
-from brain_tumor.predict import load_checked, predict_files  # noqa: E402
-from brain_tumor.synthetic import CLASS_NAMES, phantom  # noqa: E402
+from brain_tumor.models import build_model, save_model
+from brain_tumor.predict import load_checked, predict_files
+from brain_tumor.synthetic import CLASS_NAMES, phantom
 
 GOALS_MS = {"cnn_a": 50, "cnn_b": 50, "cnn_c": 50, "resnet50": 150}
 

@@ -14,7 +14,7 @@ import keras
 from keras import layers
 
 from .errors import UserError
-from .model_specs import MODEL_SPECS, ModelSpec, get_spec, spec_dict  # noqa: F401 (re-exported)
+from .model_specs import MODEL_SPECS, ModelSpec, get_spec, spec_dict
 
 METADATA_NAME = "brain_tumor.json"  # stored inside the .keras zip, beside Keras' own files
 
@@ -125,7 +125,7 @@ def summary_text(model) -> str:
     lines = [f"Model: {model.name}", f"{'Layer (type)':<52}{'Output shape':<28}{'Params':>14}", "-" * 94]
     for layer in model.layers:
         shape = tuple(layer.output.shape)
-        lines.append(f"{layer.name + ' (' + type(layer).__name__ + ')':<52}{str(shape):<28}{layer.count_params():>14,}")
+        lines.append(f"{layer.name + ' (' + type(layer).__name__ + ')':<52}{shape!s:<28}{layer.count_params():>14,}")
     counts = count_params(model)
     lines += ["-" * 94, f"Total params: {counts['total']:,}   trainable: {counts['trainable']:,}   "
                         f"non-trainable: {counts['non_trainable']:,}"]

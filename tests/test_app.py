@@ -6,13 +6,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import CLASS_NAMES
 from PIL import Image
 
 from brain_tumor.app import NOT_AN_IMAGE, classify, launch
 from brain_tumor.models import build_model, save_model
 from brain_tumor.predict import load_checked
 from brain_tumor.synthetic import phantom
-from conftest import CLASS_NAMES
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
