@@ -11,11 +11,13 @@ import os
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from .data import Skipped
 from .predict import MAX_IMAGE_BYTES, decode_for_model
 from .synthetic import CLASS_NAMES, phantom
 
+DISPLAY_SIZE = 384  # the Grad-CAM overlay is shown at this size, whatever the model's input size
 NOTICE = "**Research prototype — not for clinical use.** Predictions are not a diagnosis."
 NOT_AN_IMAGE = ("This file is not an image the app can read. Upload a brain MRI slice as JPEG, PNG, BMP or TIFF "
                 f"(at most {MAX_IMAGE_BYTES // 2**20} MB).")
@@ -39,8 +41,6 @@ def write_examples(folder: Path, class_names: list[str], size: int = 128) -> lis
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(7)
     paths = []
-    from PIL import Image
-
     for index, name in enumerate(CLASS_NAMES if set(class_names) == set(CLASS_NAMES) else []):
         path = folder / f"example_{name}.png"
         Image.fromarray(phantom(index, size, rng), "L").convert("RGB").save(path)
@@ -60,7 +60,12 @@ def classify(model, metadata: dict, file_path: str | None):
     if isinstance(result, Skipped):
         raise gr.Error(NOT_AN_IMAGE)
     heatmap, probabilities = gradcam(model, result)
-    return ({name: float(p) for name, p in zip(metadata["class_names"], probabilities)}, overlay(result, heatmap))
+    # Shown at DISPLAY_SIZE: the file decoded again at that size, the heatmap upsampled to it.
+    display = decode_for_model(Path(file_path), DISPLAY_SIZE)
+    large = np.asarray(Image.fromarray(heatmap.astype(np.float32)).resize((DISPLAY_SIZE,) * 2,
+                                                                          Image.Resampling.BILINEAR))
+    return ({name: float(p) for name, p in zip(metadata["class_names"], probabilities)},
+            overlay(display, np.clip(large, 0, 1)))
 
 
 def build_app(model, metadata: dict, model_path: Path, examples_dir: Path):
@@ -77,7 +82,7 @@ def build_app(model, metadata: dict, model_path: Path, examples_dir: Path):
                 label = gr.Label(num_top_classes=len(metadata["class_names"]), label="Class probabilities",
                                  elem_id="probabilities")
                 heatmap = gr.Image(label="Grad-CAM: where the model looked (predicted class)", elem_id="gradcam",
-                                   interactive=False)
+                                   interactive=False, height=DISPLAY_SIZE)
         upload.change(lambda path: classify(model, metadata, path), inputs=upload, outputs=[label, heatmap])
         examples = write_examples(examples_dir, metadata["class_names"])
         if examples:

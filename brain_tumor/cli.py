@@ -248,7 +248,7 @@ def cmd_predict(args) -> None:
                                   args.class_name)
     for item in skipped:
         print(f"skipped {item.path}: {item.reason}", file=sys.stderr)
-    print(f"Model {metadata['model_name']} ({path}); {len(rows)} images predicted, {len(skipped)} skipped.")
+    print(f"Model {metadata['model_name']} ({path}); {len(rows)} image(s) predicted, {len(skipped)} skipped.")
     if len(paths) == 1 and len(rows) == 1 and not args.out:
         row = rows.iloc[0]
         print(f"{row['file']}: {row['predicted']} ({row['confidence']:.1%}) — "

@@ -9,7 +9,7 @@ import pytest
 from conftest import CLASS_NAMES
 from PIL import Image
 
-from brain_tumor.app import NOT_AN_IMAGE, classify, launch
+from brain_tumor.app import DISPLAY_SIZE, NOT_AN_IMAGE, classify, launch
 from brain_tumor.models import build_model, save_model
 from brain_tumor.predict import load_checked
 from brain_tumor.synthetic import phantom
@@ -45,7 +45,7 @@ def test_the_handler_gives_probabilities_and_a_heatmap(served, tmp_path):
     Image.fromarray(phantom(0, 96, np.random.default_rng(0))).save(path)
     probabilities, overlay = classify(model, metadata, str(path))
     assert list(probabilities) == CLASS_NAMES and sum(probabilities.values()) == pytest.approx(1, abs=1e-4)
-    assert overlay.shape == (32, 32, 3) and overlay.dtype == np.uint8
+    assert overlay.shape == (DISPLAY_SIZE, DISPLAY_SIZE, 3) and overlay.dtype == np.uint8
     assert classify(model, metadata, None) == (None, None)
 
 

@@ -34,7 +34,7 @@ def test_a_folder_gives_a_csv_and_bad_files_are_skipped_one_by_one(model_file, m
     out = tmp_path / "predictions.csv"
     assert main(["predict", str(model_file), str(folder), "--out", str(out)]) == 0
     captured = capsys.readouterr()
-    assert "12 images predicted, 2 skipped" in captured.out
+    assert "12 image(s) predicted, 2 skipped" in captured.out
     assert "notes.jpg: not a readable image" in captured.err and "empty.png" in captured.err
     assert "Traceback" not in captured.err
     rows = pd.read_csv(out)
