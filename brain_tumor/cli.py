@@ -184,7 +184,8 @@ def run_and_report(parameters: dict, force: bool, max_parallel: int | None = Non
     out = Path(parameters["run_dir"])
     print("\n" + (out / "comparison.md").read_text())
     print(f"Champion: {json.loads((out / 'champion.json').read_text())['why']}")
-    print(f"Run folder: {out} (report.html, summary.md, comparison.csv, champion.keras, models/, metrics/, report/, steps/)")
+    print(f"Run folder: {out} (report.html, summary.md, comparison.csv, champion.keras, models/, metrics/, report/, "
+          f"steps/)")
 
 
 def cmd_run(args) -> None:
@@ -285,8 +286,7 @@ def cmd_report(args) -> None:
 
 
 COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "run": cmd_run, "demo": cmd_demo, "launch": cmd_launch,
-            "import-offline": cmd_import_offline,
-            "report": cmd_report, "predict": cmd_predict, "app": cmd_app}
+            "import-offline": cmd_import_offline, "predict": cmd_predict, "app": cmd_app, "report": cmd_report}
 
 
 def main(argv: list[str] | None = None) -> int:
