@@ -31,7 +31,7 @@ def select_champion(rows: list[dict], model_refs: dict, run_dir: str, metric: st
                  if (path := out / "models" / row["model"] / "history.json").is_file()}
     shown = figures.comparison(rows, histories, champion, figures.report_dir(out) / "comparison")
     report_images(shown)
-    missing = missing_inputs(out)
+    missing, report = missing_inputs(out), None
     if missing:  # earlier steps ran on other machines: their figures are in ClearML, not in this folder
         print(f"No report.html here: {', '.join(missing)} not in {out} (no shared run folder).")
     else:
@@ -42,10 +42,15 @@ def select_champion(rows: list[dict], model_refs: dict, run_dir: str, metric: st
     if task is not None:
         report_table("comparison", table)
         task.set_parameter("champion/model", champion)
-        if not task.is_offline() and task.parent:  # a pipeline step: show the table on the pipeline too
+        if not task.is_offline() and task.parent:  # a pipeline step: the comparison and report on the pipeline too
             from clearml import Task
 
-            Task.get_task(task_id=task.parent).get_logger().report_table("comparison", "table", 0, table_plot=table)
+            pipeline = Task.get_task(task_id=task.parent)
+            pipeline.get_logger().report_table("comparison", "table", 0, table_plot=table)
+            for title, path in shown.items():
+                pipeline.get_logger().report_image(title, "comparison", iteration=0, local_path=str(path))
+            if report is not None:
+                pipeline.upload_artifact("report", artifact_object=report)
         if not task.is_offline() and not Path(model_refs[champion]).is_file():
             crown(model_refs[champion])
     return decision
