@@ -9,18 +9,14 @@ import pandas as pd
 from sklearn.metrics import accuracy_score, f1_score
 
 from .errors import UserError
-from .split import DEFAULT_MAX_DISTANCE
-
-
-def _hashes(hex_hashes: list[str]) -> np.ndarray:
-    return np.array([int(h, 16) for h in hex_hashes], dtype=np.uint64)
+from .split import DEFAULT_MAX_DISTANCE, hash_bits
 
 
 def nearest(query_hashes: list[str], reference_hashes: list[str], block: int = 1024) -> tuple[np.ndarray, np.ndarray]:
     """Per query hash: the smallest Hamming distance to any reference hash, and that reference's index."""
     if not reference_hashes:
         raise UserError("There are no reference images to compare against.")
-    queries, references = _hashes(query_hashes), _hashes(reference_hashes)
+    queries, references = hash_bits(query_hashes), hash_bits(reference_hashes)
     distances = np.empty(len(queries), dtype=np.int64)
     indices = np.empty(len(queries), dtype=np.int64)
     for start in range(0, len(queries), block):

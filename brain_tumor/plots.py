@@ -22,10 +22,12 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 
+from .model_specs import MODEL_SPECS
+
 _TAB10 = [to_hex(c) for c in plt.get_cmap("tab10").colors]
 MODEL_COLOURS = {"cnn_a": _TAB10[0], "cnn_b": _TAB10[1], "cnn_c": _TAB10[2], "resnet50": _TAB10[3]}
 SPLIT_COLOURS = {"train": "#66c2a5", "val": "#fc8d62", "test": "#8da0cb"}
-TRANSFER_MODELS = ("resnet50",)
+TRANSFER_MODELS = tuple(name for name, spec in MODEL_SPECS.items() if spec.family == "transfer")
 
 
 def model_colour(name: str) -> str:

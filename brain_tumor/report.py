@@ -14,6 +14,7 @@ import pandas as pd
 
 from . import __version__
 from .figures import heldout_split, report_dir
+from .selection import CHAMPION_METRICS
 
 NOT_CLINICAL = "Research prototype — not for clinical use."
 SECTIONS = [("overview", "Overview"), ("exploration", "Data exploration"), ("leakage", "Leakage audit"),
@@ -97,8 +98,8 @@ def conclusion(run: dict) -> list[str]:
     table, decision, data = run["table"], run["champion"], run["data"]
     champion = decision["champion"]
     metrics = run["metrics"][champion]
-    column = {"val_macro_f1": "val_macro_f1", "val_accuracy": "val_acc", "val_loss": "val_loss"}[decision["metric"]]
-    ranked = table.sort_values(column, ascending=decision["metric"] == "val_loss")
+    column, higher_is_better = CHAMPION_METRICS[decision["metric"]]
+    ranked = table.sort_values(column, ascending=not higher_is_better)
     n_val = metrics["val"]["samples"]
     lines = []
     if len(ranked) > 1:
@@ -145,7 +146,7 @@ def conclusion(run: dict) -> list[str]:
                      f"{random['twins']} of {random['test_images']} ({random['twin_fraction']:.0%}).")
         lines.append(sentence)
     if "resnet50" in table["model"].values and len(table) > 1:
-        custom = table[table["model"] != "resnet50"].sort_values(column, ascending=column == "val_loss").iloc[0]
+        custom = table[table["model"] != "resnet50"].sort_values(column, ascending=not higher_is_better).iloc[0]
         resnet = table[table["model"] == "resnet50"].iloc[0]
         weights = run["training"]["resnet50"].get("resnet_weights") or "no pretrained weights"
         lines.append(f"Custom CNNs vs transfer learning: best custom CNN {custom['model']} {custom[column]:.3f}, "

@@ -19,11 +19,16 @@ from .errors import UserError
 DEFAULT_MAX_DISTANCE = 6  # bits out of 64; see benchmarks/README.md for how it was chosen on the real data
 
 
+def hash_bits(phashes: list[str]) -> np.ndarray:
+    """Hex pHashes (16 digits) as 64-bit integers, for XOR + bit count."""
+    return np.array([int(h, 16) for h in phashes], dtype=np.uint64)
+
+
 def near_duplicate_groups(phashes: list[str], max_distance: int = DEFAULT_MAX_DISTANCE,
                           block: int = 2048) -> np.ndarray:
     """A group id per image (0..k-1, numbered in first-seen order); linked images share one."""
     n = len(phashes)
-    hashes = np.array([int(h, 16) for h in phashes], dtype=np.uint64)
+    hashes = hash_bits(phashes)
     rows, cols = [], []
     for start in range(0, n, block):
         distances = np.bitwise_count(hashes[start:start + block, None] ^ hashes[None, :])
