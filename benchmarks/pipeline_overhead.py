@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from brain_tumor.synthetic import write_dataset
+from pipelines.config import PipelineConfig
 from pipelines.local_runner import run_pipeline
 
 
@@ -27,8 +28,9 @@ def main():
 
     with tempfile.TemporaryDirectory() as tmp:
         data = args.data or str(write_dataset(Path(tmp) / "data", 100, 25, size=64, seed=0))
-        parameters = {"data": data, "models": args.models, "image_size": args.image_size, "epochs": args.epochs,
-                      "lr": 1e-3, "resnet_weights": "none", "run_dir": str(Path(tmp) / "run")}
+        parameters = PipelineConfig.from_values(data=data, models=args.models, image_size=args.image_size,
+                                                epochs=args.epochs, lr=1e-3, resnet_weights="none",
+                                                run_dir=str(Path(tmp) / "run"))
         start = time.perf_counter()
         runs = run_pipeline(parameters, quiet=True)
         first = time.perf_counter() - start

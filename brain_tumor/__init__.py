@@ -3,4 +3,4 @@
 This package never imports clearml: the ClearML adapters live in the top-level `steps/` and `pipelines/`.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -15,20 +15,22 @@ import tensorflow as tf
 from .augment import build_augmentation
 from .errors import UserError
 from .inputs import make_dataset
-
-AUGMENT_PLACES = ("auto", "model", "tfdata", "none")
+from .recipe import AUGMENT_PLACES
 
 
 @dataclass
 class TrainConfig:
-    epochs: int = 15
-    learning_rate: float = 1e-4
-    batch_size: int = 32
-    seed: int = 42
+    """One model's training settings. The first five are pipeline parameters (`pipelines/config.py` holds their
+    defaults); the rest are the seed's fixed recipe."""
+
+    epochs: int
+    learning_rate: float
+    batch_size: int
+    seed: int
+    augment_on: str  # "model": inside the model (GPU); "tfdata": in the input pipeline (CPU); "none"; "auto"
     early_stopping_patience: int = 5
     lr_factor: float = 0.5
     lr_patience: int = 3
-    augment_on: str = "auto"  # "model": inside the model (GPU); "tfdata": in the input pipeline (CPU); "none"
 
 
 def resolve_augment_place(place: str) -> str:

@@ -1,97 +1,133 @@
-"""The second runner: ClearML's PipelineController, built from the same declaration (`pipelines/dag.py`) and the same
-`steps/` functions as the local runner.
+"""The second runner: ClearML's PipelineController, built from the same declaration (`pipelines/dag.py`) and run
+through the same executor as the local runner.
 
-Every model in the registry gets a training node, and each node trains only if its model is in `${pipeline.models}`,
-read when the node runs. So a run cloned in the web UI with an edited model list re-runs with that list, whether the
-controller rebuilds the DAG from this code or restores the one stored with the cloned run.
+`brain-tumor launch` starts this module as the controller's script (`python -m pipelines.clearml_pipeline`, no
+arguments: the configuration travels in an environment variable on the launching machine only). An agent re-running
+the controller — after `launch` or for a run cloned and edited in the web UI — reads the controller's own ClearML
+parameters instead, validates them all, and only then builds one node per chosen model on the chosen queues.
+Code reaches agents only through the project's image (`docker_image`): the controller and every step run in it.
 """
 
-from __future__ import annotations
-
 import json
+import os
+import sys
 
 from brain_tumor import __version__
-from brain_tumor.model_specs import MODEL_SPECS
-from pipelines.dag import PARAMETERS, expand  # absolute: an agent runs this file as a script
-from steps.tracking import PROJECT
+from brain_tumor.errors import UserError
+from pipelines.clearml_step import from_json, run_step, to_json
+from pipelines.config import PipelineConfig, parameters, type_name
+from pipelines.dag import expand
+from pipelines.executor import DETERMINISTIC, FAILURE
+from steps.tracking import PIPELINE_NAME, PROJECT
 
-PIPELINE_NAME = "brain-tumor-mri"
+LAUNCH_ENV = "BRAIN_TUMOR_LAUNCH"  # JSON set by `brain-tumor launch` for the controller it starts here
+RETRIES = 2  # for failures that may pass (network, storage, a killed agent); never for a deterministic one
 MONITORED = [("accuracy", "validation"), ("loss", "validation")]  # shown on the pipeline page per training node
 
 
-def run_step(step_function: str, step_returns: str, step_model: str = "", selected_models: str = "", **kwargs):
-    """The body of every ClearML function step: call the step function, return its results in declared order.
-    A training node whose model is not in the run's model list trains nothing and returns None."""
-    import importlib
-    import json
-
-    keys = json.loads(step_returns)
-    if step_model and step_model not in [m.strip() for m in str(selected_models).split(",")]:
-        print(f"{step_model} is not in this run's model list ({selected_models}): not trained")
-        values = tuple(None for _ in keys)
-    else:
-        module, name = step_function.split(":")
-        result = getattr(importlib.import_module(module), name)(**kwargs)
-        values = tuple(result[key] for key in keys)
-    return values if len(values) > 1 else values[0]
+def should_retry(failure: str | None, retries: int, max_retries: int = RETRIES) -> bool:
+    """Retry a failed step unless it recorded a deterministic failure (bad input, a bug): running it again would
+    fail the same way. No record at all means it was killed (out of memory, agent stopped): retry."""
+    return retries < max_retries and failure != DETERMINISTIC
 
 
-def _to_json(value) -> bytes:
-    return json.dumps(value).encode()
+def retry_transient(pipeline, node, retries: int) -> bool:
+    """ClearML's retry callback: asks the failed step's task how it failed."""
+    task = node.job.task
+    task.reload()
+    failure = (task.get_user_properties(value_only=True) or {}).get(FAILURE)
+    retry = should_retry(failure, retries)
+    print(f"Step {node.name} failed ({failure or 'no failure recorded: killed?'}); "
+          + ("retrying" if retry else "not retrying"))
+    return retry
 
 
-def _from_json(data: bytes):
-    return json.loads(data)
-
-
-def build_controller(parameters: dict, gpu_queue: str = "gpu", cpu_queue: str = "default", retries: int = 2,
-                     docker: str | None = "brain-tumor-clearml:latest"):
-    """A PipelineController with one parameter per pipeline parameter and one function step per DAG node.
-    Artifacts between steps are JSON (small dicts and paths, never pickled models)."""
+def build_controller(config, steps_here: bool = False):
+    """A PipelineController with one parameter per pipeline parameter and one function step per node of the chosen
+    models. Artifacts between steps are JSON (small dicts and addresses, never pickled models)."""
+    from clearml import Task
     from clearml.automation import PipelineController
 
+    if not isinstance(config, PipelineConfig):
+        config = PipelineConfig.from_values(config)
     controller = PipelineController(
         name=PIPELINE_NAME, project=PROJECT, version=__version__, add_pipeline_tags=True,
-        retry_on_failure=retries, docker=docker, artifact_serialization_function=_to_json,
-        artifact_deserialization_function=_from_json)
-    for name, (default, description) in PARAMETERS.items():
-        controller.add_parameter(name, parameters.get(name, default), description)
-    controller.add_parameter("gpu_queue", gpu_queue, "queue of the training steps (GPU agents)")
-    controller.add_parameter("cpu_queue", cpu_queue, "queue of the light steps")
-    for node in expand(list(MODEL_SPECS)):
-        kwargs = {"step_function": node.function, "step_returns": json.dumps(node.returns), **node.kwargs}
-        if node.model:
-            kwargs.update(step_model=node.model, selected_models="${pipeline.models}")
+        docker=config.docker_image, repo="",  # the controller runs the image's code, as its steps do
+        output_uri=config.output_uri or True, retry_on_failure=retry_transient,  # True: the files server
+        artifact_serialization_function=to_json, artifact_deserialization_function=from_json)
+    # The steps get the address itself: a step task's definition cannot hold True (the API expects a string).
+    task = Task.current_task()
+    uploads = task.output_uri
+    for f in parameters("server"):
+        controller.add_parameter(f.name, getattr(config, f.name), f.metadata["help"], param_type=type_name(f))
+        if task.running_locally():  # ClearML 2.1 stores add_parameter's values but drops the descriptions (looked
+            # up by bare name under "Args/name" keys); a stored description is kept, so store them first.
+            task.set_parameter(f"{PipelineController._args_section}/{f.name}", getattr(config, f.name),
+                               description=f.metadata["help"], value_type=type_name(f))
+    for node in expand(config.model_names()):
         training = node.queue == "gpu"
         controller.add_function_step(
-            name=node.name, function=run_step, function_kwargs=kwargs, function_return=list(node.returns),
-            parents=list(node.parents), execution_queue=gpu_queue if training else cpu_queue,
-            cache_executed_step=node.cache, retry_on_failure=retries,
+            name=node.name, function=run_step, function_kwargs={"node": node.name, **node.kwargs},
+            function_return=list(node.returns), parents=list(node.parents),
+            execution_queue=None if steps_here else config.gpu_queue if training else config.cpu_queue,
+            docker=config.docker_image, output_uri=uploads,
+            auto_connect_frameworks=False, auto_connect_arg_parser=False,
+            cache_executed_step=not config.force, retry_on_failure=retry_transient,
             monitor_metrics=MONITORED if training else None,
             monitor_models=[f"brain-tumor {node.model}"] if training else None,
             task_type="training" if training else "data_processing")
     return controller
 
 
-def main(config_json: str) -> None:
-    """The controller's entry point, here and on the services agent that re-runs it: build, then start.
-    The configuration comes as one JSON argument (no argparse, whose arguments ClearML would take over)."""
+def stored_parameters(task) -> dict:
+    """The controller task's pipeline parameters as stored on the server (as the web UI edited them: strings)."""
+    from clearml.automation import PipelineController
+
+    section = PipelineController._args_section + "/"
+    return {key[len(section):]: value for key, value in (task.get_parameters() or {}).items()
+            if key.startswith(section)}
+
+
+def resolve_dataset(config: PipelineConfig) -> PipelineConfig:
+    """A PROJECT/NAME dataset reference becomes the id of its latest version, so the run records what it used."""
+    if "/" not in config.dataset_id:
+        return config
+    from steps.registry import latest_dataset_version
+
+    return config.replace(dataset_id=latest_dataset_version(config.dataset_id))
+
+
+def main() -> int:
+    """The controller's entry point: here (started by `launch`) or on the services agent that re-runs it."""
     from clearml import Task
 
-    config = json.loads(config_json)
-    controller = build_controller(config["parameters"], config["gpu_queue"], config["cpu_queue"])
-    if Task.running_locally():
-        page = Task.get_task(task_id=controller.id).get_output_log_web_page()
-        print(f"Pipeline {controller.id}: {page}", flush=True)
-    if config["mode"] == "steps-local":
-        controller.start_locally(run_pipeline_steps_locally=True)
-    elif config["mode"] == "controller-local":
-        controller.start_locally(run_pipeline_steps_locally=False)
+    launch = json.loads(os.environ.pop(LAUNCH_ENV, "null"))
+    try:
+        if launch is not None:  # on the launching machine
+            config, mode = PipelineConfig.from_values(launch["parameters"]), launch["mode"]
+        elif not Task.running_locally():  # an agent runs this controller: its parameters are the stored ones
+            config, mode = PipelineConfig.from_values(stored_parameters(Task.init())), "agent"
+        else:
+            raise UserError("Start the pipeline with `brain-tumor launch` (it checks the server and the data first).")
+        if not (config.dataset_id or config.data or config.train_dir):
+            raise UserError("No data: set the dataset_id parameter (a ClearML dataset version id or PROJECT/NAME).")
+        config = resolve_dataset(config)
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return error.exit_code
+    controller = build_controller(config, steps_here=mode == "steps-local")
+    if mode == "agent":
+        controller.start()  # on its agent already: runs the pipeline in this process
+        return 0
+    print(f"Pipeline {controller.id}: {Task.current_task().get_output_log_web_page()}", flush=True)
+    if mode == "draft":
+        controller.create_draft()  # stored, not run: clone, edit and enqueue it in the web UI
+    elif mode == "remote":
+        controller.start(queue=launch["controller_queue"])  # enqueues the controller; this process then exits
     else:
-        controller.start(queue=config["controller_queue"])  # enqueues the controller; this process then exits
+        controller.start_locally(run_pipeline_steps_locally=mode == "steps-local")
+    return 0
 
 
 if __name__ == "__main__":
-    import sys
-
-    main(sys.argv[1])
+    sys.exit(main())

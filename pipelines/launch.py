@@ -4,6 +4,7 @@ the ClearML pipeline (controller on the services queue, or here)."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -11,26 +12,30 @@ from brain_tumor.data import dataset_hash, scan
 from steps.registry import register_version
 from steps.tracking import PROJECT
 
-from .dag import data_layout, parse_models, with_defaults
+from .clearml_pipeline import LAUNCH_ENV
+from .config import PipelineConfig
+from .dag import data_layout
 from .server import check_server
 
+MODES = ("remote", "controller-local", "steps-local", "draft")
 
-def launch(parameters: dict, gpu_queue: str = "gpu", cpu_queue: str = "default", controller_queue: str = "services",
-           controller_local: bool = False, steps_local: bool = False) -> int:
-    parameters = with_defaults(parameters)
-    parse_models(parameters["models"])
-    if steps_local:
-        queues: tuple[str, ...] = ()
-    else:
-        queues = (gpu_queue, cpu_queue) + (() if controller_local else (controller_queue,))
-    check_server(queues)
-    if not parameters["dataset_id"]:
-        layout = data_layout(parameters)
+
+def launch(config: PipelineConfig, mode: str = "remote", controller_queue: str = "services") -> int:
+    """Start the controller in `mode`: remote (enqueued on `controller_queue`), controller-local (here, steps on
+    agents), steps-local (everything here, tracked on the server) or draft (stored on the server, not run: clone,
+    edit and enqueue it in the web UI)."""
+    queues = {"remote": (config.gpu_queue, config.cpu_queue, controller_queue),
+              "controller-local": (config.gpu_queue, config.cpu_queue)}.get(mode, ())
+    check_server(tuple(dict.fromkeys(queues)))
+    if not config.dataset_id:
+        layout = data_layout(config)
         content = dataset_hash(scan(layout, 8))  # validates every file here, before anything is uploaded
-        parameters["dataset_id"] = register_version(layout, content, PROJECT)
-        parameters.update(data="", train_dir="", test_dir="")  # agents read the dataset version, not this disk
-    mode = "steps-local" if steps_local else "controller-local" if controller_local else "remote"
-    config = {"parameters": parameters, "gpu_queue": gpu_queue, "cpu_queue": cpu_queue,
-              "controller_queue": controller_queue, "mode": mode}
-    # A process of its own, so that ClearML records pipelines/clearml_pipeline.py as the controller's script.
-    return subprocess.run([sys.executable, "-m", "pipelines.clearml_pipeline", json.dumps(config)]).returncode
+        config = config.replace(dataset_id=register_version(layout, content, PROJECT), data="", train_dir="",
+                                test_dir="")  # agents read the dataset version, not this disk
+    if mode == "steps-local":
+        config = config.replace(allow_cpu=True)  # the steps train here, on whatever this machine has
+    launch_env = json.dumps({"parameters": config.values(), "mode": mode, "controller_queue": controller_queue})
+    # A process of its own, so that ClearML records `-m pipelines.clearml_pipeline` (no arguments) as the controller's
+    # entry point: an agent re-runs exactly that, and the controller then reads its parameters from its task.
+    return subprocess.run([sys.executable, "-m", "pipelines.clearml_pipeline"],
+                          env={**os.environ, LAUNCH_ENV: launch_env}).returncode

@@ -1,7 +1,8 @@
 """The local runner: walks the DAG on this machine, each step in its own process, trainings in parallel.
 
-A finished step is reused when its key — the code of the step and of the core library, its resolved arguments and
-(for the dataset step) a fingerprint of the data folder — is unchanged; downstream arguments carry the dataset hash.
+A finished step is reused when its key — its resolved arguments, which include the fingerprint of the code it runs
+(`pipelines/fingerprint.py`), and for the dataset step a fingerprint of the data folder — is unchanged; downstream
+arguments carry the dataset hash.
 A failed step stops the run: what finished stays, and the next run resumes from the failure.
 """
 
@@ -10,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -22,10 +22,9 @@ from brain_tumor.data import folder_fingerprint
 from brain_tumor.errors import UserError
 from steps.tracking import server_configured
 
-from .dag import STEPS, Node, data_layout, expand, parse_models, with_defaults
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
-REFERENCE = re.compile(r"\$\{(\w+)\.(\w+)\}")
+from .config import PipelineConfig
+from .dag import REFERENCE, Node, data_layout, expand
+from .fingerprint import REPO_ROOT
 
 
 class StepFailed(UserError):
@@ -53,23 +52,13 @@ def resolve(value, parameters: dict, results: dict):
     return parameters[key] if scope == "pipeline" else results[scope][key]
 
 
-def code_version(function: str) -> str:
-    """SHA-256 of the step's module, the steps' shared helpers and the core library it wraps."""
-    step_modules = {REPO_ROOT / (s.function.split(":")[0].replace(".", "/") + ".py") for s in STEPS}
-    helpers = [p for p in sorted((REPO_ROOT / "steps").glob("*.py")) if p not in step_modules]
-    module = REPO_ROOT / (function.split(":")[0].replace(".", "/") + ".py")
-    files = [module, *helpers, *sorted((REPO_ROOT / "brain_tumor").glob("*.py"))]
-    digest = hashlib.sha256()
-    for path in files:
-        digest.update(path.read_bytes())
-    return digest.hexdigest()
-
-
-def step_key(node: Node, kwargs: dict, parameters: dict) -> str:
-    material = {"function": node.function, "code": code_version(node.function), "kwargs": kwargs}
-    if node.name == "register_dataset" and not parameters["dataset_id"]:  # its input is the data folder itself
-        material["data"] = folder_fingerprint(data_layout(parameters))
-    elif node.name == "register_dataset" and "/" in parameters["dataset_id"]:
+def step_key(node: Node, kwargs: dict, config: PipelineConfig) -> str:
+    """What decides reuse: the function and its resolved arguments (their `code` is the fingerprint of the code the
+    step runs) and, for the dataset step, the data folder itself."""
+    material = {"function": node.function, "kwargs": kwargs}
+    if node.name == "register_dataset" and not config.dataset_id:  # its input is the data folder itself
+        material["data"] = folder_fingerprint(data_layout(config))
+    elif node.name == "register_dataset" and "/" in config.dataset_id:
         material["data"] = time.time()  # PROJECT/NAME means "the latest version": never assume it unchanged
     return hashlib.sha256(json.dumps(material, sort_keys=True, default=str).encode()).hexdigest()
 
@@ -110,16 +99,16 @@ def log_tail(path: Path, lines: int = 8) -> str:
     return "\n".join("    " + line for line in [t for t in text if t.strip()][-lines:])
 
 
-def run_pipeline(parameters: dict, force: bool = False, max_parallel: int | None = None,
-                 quiet: bool = False) -> list[StepRun]:
+def run_pipeline(config: PipelineConfig, quiet: bool = False) -> list[StepRun]:
     """Run the whole DAG; returns what each step did. Raises StepFailed naming the first failed step."""
     say = (lambda *a: None) if quiet else print
-    parameters = with_defaults(parameters)
-    run_dir = Path(parameters["run_dir"]).resolve()
-    parameters["run_dir"] = str(run_dir)
-    models = parse_models(parameters["models"])
-    if not parameters["dataset_id"]:
-        data_layout(parameters)  # a bad data folder stops here, before any step
+    run_dir = Path(config.run_dir).resolve()
+    # Local runs train wherever they run: the GPU requirement is for agents on a GPU queue.
+    config = config.replace(run_dir=str(run_dir), allow_cpu=True)
+    parameters = config.values()
+    models = config.model_names()
+    if not config.dataset_id:
+        data_layout(config)  # a bad data folder stops here, before any step
     nodes = expand(models)
     offline = not server_configured()
     if not offline:  # steps here, tracking on the server: fail now, clearly, rather than in every step
@@ -127,7 +116,7 @@ def run_pipeline(parameters: dict, force: bool = False, max_parallel: int | None
 
         check_server()
     gpus = detect_gpus()
-    max_parallel = max_parallel or max(1, len(gpus))
+    max_parallel = config.max_parallel or max(1, len(gpus))
     (run_dir / "steps").mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")])}
     if offline:  # the offline sessions land in the run folder, ready for `clearml-task --import-offline-session`
@@ -148,9 +137,9 @@ def run_pipeline(parameters: dict, force: bool = False, max_parallel: int | None
                 continue
             pending.remove(node)
             kwargs = {key: resolve(value, parameters, results) for key, value in node.kwargs.items()}
-            key = step_key(node, kwargs, parameters)
+            key = step_key(node, kwargs, config)
             step_dir = run_dir / "steps" / node.name
-            saved = None if force else finished(step_dir, key, str(run_dir))
+            saved = None if config.force else finished(step_dir, key, str(run_dir))
             if saved is not None:
                 results[node.name] = saved["result"]
                 runs[node.name] = StepRun(node.name, "reused", saved["seconds"], 0.0, str(step_dir / "log.txt"))
@@ -159,7 +148,8 @@ def run_pipeline(parameters: dict, force: bool = False, max_parallel: int | None
             step_dir.mkdir(parents=True, exist_ok=True)
             (step_dir / "result.json").unlink(missing_ok=True)
             (step_dir / "call.json").write_text(json.dumps(
-                {"name": node.name, "function": node.function, "kwargs": kwargs, "offline": offline, "key": key},
+                {"name": node.name, "function": node.function, "kwargs": kwargs, "offline": offline, "key": key,
+                 "output_uri": None if offline else config.output_uri or True},
                 indent=2, default=str))
             step_env = dict(env)
             gpu = None
@@ -182,9 +172,6 @@ def run_pipeline(parameters: dict, force: bool = False, max_parallel: int | None
             wall = time.perf_counter() - started
             if process.returncode == 0:
                 saved = json.loads((step_dir / "result.json").read_text())
-                node = next(n for n in nodes if n.name == name)
-                if sorted(saved["result"]) != sorted(node.returns):  # the declaration is what ClearML wires
-                    raise RuntimeError(f"step {name} returned {sorted(saved['result'])}, declared {node.returns}")
                 results[name] = saved["result"]
                 runs[name] = StepRun(name, "ran", saved["seconds"], wall, str(step_dir / "log.txt"))
                 say(f"  finished {name} in {wall:.0f} s")
@@ -209,7 +196,7 @@ def run_pipeline(parameters: dict, force: bool = False, max_parallel: int | None
             f"Fix the cause and run the same command again: finished steps are reused.")
     from .summary import write_summary
 
-    write_summary(run_dir, parameters, results, list(runs.values()), offline)
+    write_summary(run_dir, config, results, list(runs.values()), offline)
     return list(runs.values())
 
 

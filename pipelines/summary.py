@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 
-def write_summary(run_dir: Path, parameters: dict, results: dict, runs: list, offline: bool) -> Path:
+def write_summary(run_dir: Path, config, results: dict, runs: list, offline: bool) -> Path:
     dataset = results["register_dataset"]
     champion = results["select_champion"]
     counts = dataset["counts"]
@@ -16,8 +16,8 @@ def write_summary(run_dir: Path, parameters: dict, results: dict, runs: list, of
         "*Research prototype — not for clinical use.*",
         "",
         "## Data",
-        f"- Source: {parameters['data'] or parameters['train_dir']}"
-        + (f" (test: {parameters['test_dir']})" if parameters["test_dir"] else ""),
+        f"- Source: {config.data or config.train_dir or config.dataset_id}"
+        + (f" (test: {config.test_dir})" if config.test_dir else ""),
         f"- Dataset hash: `{dataset['dataset_hash']}`"
         + (f", ClearML dataset `{dataset['dataset_id'] or dataset['offline_record']}`"
            if dataset["dataset_id"] or dataset["offline_record"] else ""),
@@ -26,8 +26,7 @@ def write_summary(run_dir: Path, parameters: dict, results: dict, runs: list, of
         "- Split manifest: manifest.csv (near-duplicates never straddle train / validation / test)",
         "",
         "## Models",
-        f"Image size {parameters['image_size']}, up to {parameters['epochs']} epochs, learning rate {parameters['lr']}, "
-        f"seed {parameters['seed']}.",
+        f"Image size {config.image_size}, up to {config.epochs} epochs, learning rate {config.lr}, seed {config.seed}.",
         "",
         (run_dir / "comparison.md").read_text(),
         "## Champion",

@@ -14,12 +14,13 @@ from brain_tumor.experiment import evaluate_splits, predict_splits, predictions_
 from brain_tumor.leakage import audit, twin_metrics
 from brain_tumor.selection import comparison_row
 
-from .registry import resolve_model, step_data
+from . import registry
+from .registry import step_data
 from .tracking import report_images, report_scalars, upload_artifact
 
 
-def evaluate(manifest: str, dataset_hash: str, run_dir: str, dataset_id: str = "", val_fraction: float = 0.15,
-             test_fraction: float = 0.15, seed: int = 42, **trained_models: dict) -> dict:
+def evaluate(manifest: str, dataset_hash: str, run_dir: str, dataset_id: str, val_fraction: float,
+             test_fraction: float, seed: int, **trained_models: dict) -> dict:
     """`trained_<model>` arguments: each training step's `trained` result (model reference and training record), or
     None for a model the run's list leaves out."""
     from brain_tumor.models import load_model
@@ -40,7 +41,7 @@ def evaluate(manifest: str, dataset_hash: str, run_dir: str, dataset_id: str = "
                                                test_fraction, seed, run_dir)
             twins_by_size[size] = audit(figures.manifest_frame(prepared_by_size[size]), seed=seed)["is_twin"]
         prepared = prepared_by_size[size]
-        model, _ = load_model(resolve_model(trained["model_ref"]))
+        model, _ = load_model(registry.resolve_model(trained["model_ref"]))
         probabilities = predict_splits(model, prepared)
         metrics = {**evaluate_splits(model, prepared, probabilities), "dataset_hash": dataset_hash}
         if "test" in probabilities:  # test metrics apart for test images with a near-duplicate in train/val

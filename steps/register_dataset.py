@@ -8,14 +8,14 @@ from brain_tumor import figures
 from brain_tumor.data import dataset_hash, find_layout
 from brain_tumor.experiment import prepare_data, split_counts
 
-from .registry import DATASET_NAME, dataset_local_copy, register_version
+from . import registry
 from .tracking import PROJECT, current_task, report_images, report_table, upload_artifact
 
 
-def register_dataset(data: str, run_dir: str, image_size: int, val_fraction: float, test_fraction: float,
-                     seed: int, train_dir: str = "", test_dir: str = "", dataset_id: str = "") -> dict:
+def register_dataset(data: str, train_dir: str, test_dir: str, dataset_id: str, run_dir: str, image_size: int,
+                     val_fraction: float, test_fraction: float, seed: int) -> dict:
     if dataset_id and not (data or train_dir):  # a version already on the server (what `launch` passes)
-        data = str(dataset_local_copy(dataset_id))
+        data = str(registry.dataset_local_copy(dataset_id))
     layout = find_layout(data or None, train_dir or None, test_dir or None)
     out = Path(run_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -35,14 +35,14 @@ def register_dataset(data: str, run_dir: str, image_size: int, val_fraction: flo
             from clearml import Dataset
 
             # Offline, this step's task becomes the dataset record: the files and their hashes.
-            dataset = Dataset.create(dataset_project=PROJECT, dataset_name=DATASET_NAME, use_current_task=True,
-                                     description=f"content hash {digest}")
+            dataset = Dataset.create(dataset_project=PROJECT, dataset_name=registry.DATASET_NAME,
+                                     use_current_task=True, description=f"content hash {digest}")
             dataset.add_files(layout.train_dir, dataset_path="Training", verbose=False)
             if layout.test_dir is not None:
                 dataset.add_files(layout.test_dir, dataset_path="Testing", verbose=False)
             offline_record = dataset.id
         else:
-            dataset_id = register_version(layout, digest, PROJECT)
+            dataset_id = registry.register_version(layout, digest, PROJECT)
     if task is not None:
         task.set_parameter("dataset/hash", digest)
         report_table("split counts", [["split", *prepared.scanned.class_names]]
@@ -52,5 +52,6 @@ def register_dataset(data: str, run_dir: str, image_size: int, val_fraction: flo
         upload_artifact("leakage audit", report / "leakage" / "leakage.json")
         report_images({**shown, **leakage_figures})
     return {"manifest": str(out / "manifest.csv"), "data_report": str(out / "data_report.json"),
-            "dataset_hash": digest, "dataset_id": dataset_id or None, "offline_record": offline_record, "class_names": prepared.scanned.class_names,
+            "dataset_hash": digest, "dataset_id": dataset_id or None, "offline_record": offline_record,
+            "class_names": prepared.scanned.class_names,
             "counts": counts, "skipped": len(prepared.scanned.skipped)}

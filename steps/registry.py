@@ -58,17 +58,64 @@ def resolve_model(reference: str) -> Path:
     return Path(local)
 
 
+def publish_model(task, path: str, record: dict) -> str:
+    """Register a training's best epoch in the model registry (framework, label enumeration, configuration, metrics
+    as metadata), uploaded to the task's output_uri; returns the model id, the reference other steps resolve.
+    Offline there is no registry: the file itself is the reference."""
+    from clearml import OutputModel
+
+    if task.is_offline():
+        return str(Path(path).resolve())
+    if not task.output_uri:  # without one the registry would hold a path inside this (throw-away) machine
+        raise UserError("The training task has no output_uri: its model could not be uploaded. Set the pipeline "
+                        "parameter output_uri, or sdk.development.default_output_uri in clearml.conf.")
+    output = OutputModel(task=task, name=f"brain-tumor {record['model']}", framework="Keras",
+                         label_enumeration={name: i for i, name in enumerate(record["class_names"])},
+                         config_dict={**record["config"], "image_size": record["image_size"]},
+                         tags=[record["model"]])
+    output.update_weights(weights_filename=path, upload_uri=task.output_uri, auto_delete_file=False)
+    for key in ("best_val_loss", "best_epoch", "epochs_run", "dataset_hash"):
+        output.set_metadata(key, str(record[key]))
+    output.set_metadata("params_total", str(record["params"]["total"]))
+    return output.id
+
+
+def model_projects() -> list[str]:
+    """The projects this project's models are registered in: the pipeline's steps live in the hidden project
+    `<PROJECT>/.pipelines/<pipeline>` (named here by the SDK's own PipelineController, so the two cannot disagree),
+    and local runs tracked on a server in PROJECT."""
+    from clearml.automation import PipelineController
+
+    from .tracking import PIPELINE_NAME, PROJECT
+
+    pipeline = PipelineController._create_pipeline_project_args(PIPELINE_NAME, PROJECT)["project_name"]
+    return list(dict.fromkeys([pipeline, PROJECT]))
+
+
+def find_models(tag: str, only_published: bool = False) -> list[str]:
+    """Ids of the models tagged `tag` in `model_projects()`, newest first. Hidden projects are searched too:
+    `Model.query_models` cannot see them."""
+    import re
+
+    from clearml.backend_api.session.client import APIClient
+
+    client = APIClient()
+    projects = [p.id for name in model_projects()
+                for p in client.projects.get_all(name=f"^{re.escape(name)}$", search_hidden=True, only_fields=["id"])]
+    if not projects:
+        return []
+    models = client.models.get_all(project=projects, tags=[tag], ready=True if only_published else None,
+                                   system_tags=["-archived"], order_by=["-created"], only_fields=["id"])
+    return [m.id for m in models]
+
+
 def champion_model_id() -> str:
     """The id of the project's model tagged champion (select_champion keeps exactly one)."""
-    from clearml import Model
-
-    from .tracking import PROJECT
-
-    tagged = Model.query_models(project_name=PROJECT, tags=[CHAMPION_TAG], only_published=True)
+    tagged = find_models(CHAMPION_TAG, only_published=True)
     if not tagged:
-        raise UserError(f"No model tagged '{CHAMPION_TAG}' in project '{PROJECT}' on the server: run the pipeline "
-                        f"there first (brain-tumor launch), or give a model id or file.")
-    return tagged[0].id
+        raise UserError(f"No published model tagged '{CHAMPION_TAG}' in {' or '.join(model_projects())} on the "
+                        f"server: run the pipeline there first (brain-tumor launch), or give a model id or file.")
+    return tagged[0]
 
 
 DATASET_NAME = "brain-tumor-mri"
@@ -79,14 +126,38 @@ def dataset_local_copy(dataset_id: str) -> Path:
     a version id, or "PROJECT/NAME" for that dataset's latest finalized version."""
     from clearml import Dataset
 
-    project, _, name = dataset_id.rpartition("/")
-    query = ({"dataset_project": project, "dataset_name": name, "only_completed": True} if project
-             else {"dataset_id": dataset_id})
     try:
-        return Path(Dataset.get(**query).get_local_copy())
+        return Path(Dataset.get(**_dataset_query(dataset_id)).get_local_copy())
     except Exception as error:  # unknown id, no server, no access
         raise UserError(f"Could not fetch ClearML dataset '{dataset_id}' ({error}): check the id in the web UI "
                         f"(Datasets) and the server settings.") from None
+
+
+def latest_dataset_version(reference: str) -> str:
+    """The id of the latest finalized version of dataset "PROJECT/NAME"."""
+    from clearml import Dataset
+
+    try:
+        return Dataset.get(**_dataset_query(reference)).id
+    except Exception as error:
+        raise UserError(f"No finalized ClearML dataset '{reference}' ({error}): check PROJECT/NAME in the web UI "
+                        f"(Datasets).") from None
+
+
+def _dataset_query(reference: str) -> dict:
+    project, _, name = reference.rpartition("/")
+    return ({"dataset_project": project, "dataset_name": name, "only_completed": True} if project
+            else {"dataset_id": reference})
+
+
+def sync_version(dataset, layout) -> None:
+    """Make a dataset version hold exactly the data folder: a child version starts with its parent's files, so files
+    deleted from the folder are removed, new and changed ones added (the SDK's sync_folder)."""
+    dataset.sync_folder(str(layout.train_dir), dataset_path="Training", verbose=False)
+    if layout.test_dir is not None:
+        dataset.sync_folder(str(layout.test_dir), dataset_path="Testing", verbose=False)
+    else:
+        dataset.remove_files("Testing/*", verbose=False)
 
 
 def register_version(layout, content_hash: str, project: str) -> str:
@@ -108,17 +179,15 @@ def register_version(layout, content_hash: str, project: str) -> str:
     dataset = Dataset.create(dataset_project=project, dataset_name=DATASET_NAME,
                              parent_datasets=[dataset_id] if dataset_id else None,
                              dataset_tags=[f"content:{content_hash}"])
-    dataset.add_files(layout.train_dir, dataset_path="Training", verbose=False)
-    if layout.test_dir is not None:
-        dataset.add_files(layout.test_dir, dataset_path="Testing", verbose=False)
+    sync_version(dataset, layout)
     dataset.upload()
     dataset.finalize()
     print(f"Dataset uploaded as version {dataset.id}" + (f" (child of {dataset_id})" if dataset_id else ""))
     return dataset.id
 
 
-def step_data(manifest: str, image_size: int, expected_hash: str, dataset_id: str = "", val_fraction: float = 0.15,
-              test_fraction: float = 0.15, seed: int = 42, run_dir: str = "."):
+def step_data(manifest: str, image_size: int, expected_hash: str, dataset_id: str, val_fraction: float,
+              test_fraction: float, seed: int, run_dir: str):
     """The split images a step needs: from the manifest where this machine has it (local runs, shared disks), else
     re-derived from the dataset version's local copy (the split is deterministic) and checked against its hash."""
     from brain_tumor.data import dataset_hash, find_layout

@@ -10,17 +10,19 @@ from brain_tumor import figures
 from brain_tumor.report import build_report, missing_inputs
 from brain_tumor.selection import CHAMPION_METRICS, choose_champion, comparison_table, to_markdown
 
-from .registry import CHAMPION_TAG, champion_tag_changes, resolve_model
-from .tracking import PROJECT, current_task, report_images, report_table, upload_artifact
+from . import registry
+from .registry import CHAMPION_TAG, champion_tag_changes, find_models
+from .tracking import current_task, report_images, report_table, upload_artifact
 
 
-def select_champion(rows: list[dict], model_refs: dict, run_dir: str, metric: str = "val_macro_f1") -> dict:
+def select_champion(rows: list[dict], model_refs: dict, run_dir: str, metric: str) -> dict:
     out = Path(run_dir)
+    out.mkdir(parents=True, exist_ok=True)  # on a fresh agent only the upstream steps' restored files are here
     champion, why = choose_champion(rows, metric)
     table = comparison_table(rows, champion)
     table.to_csv(out / "comparison.csv", index=False)
     (out / "comparison.md").write_text(to_markdown(table))
-    shutil.copyfile(resolve_model(model_refs[champion]), out / "champion.keras")
+    shutil.copyfile(registry.resolve_model(model_refs[champion]), out / "champion.keras")
     column = CHAMPION_METRICS[metric][0]
     value = next(r[column] for r in rows if r["model"] == champion)
     decision = {"champion": champion, "metric": metric, "value": value, "why": why,
@@ -60,7 +62,7 @@ def crown(model_id: str) -> None:
     """Publish the champion in the model registry; it alone in the project carries the champion tag."""
     from clearml import Model
 
-    tagged = [m.id for m in Model.query_models(project_name=PROJECT, tags=[CHAMPION_TAG])]
+    tagged = find_models(CHAMPION_TAG)
     changes = champion_tag_changes(model_id, tagged)
     for old in changes["remove"]:
         model = Model(old)

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 PROJECT = "Brain Tumor MRI"
+PIPELINE_NAME = "brain-tumor-mri"  # ClearML keeps the pipeline's step tasks in PROJECT/.pipelines/PIPELINE_NAME
 
 
 def server_configured() -> bool:
@@ -16,8 +17,9 @@ def server_configured() -> bool:
     return config.is_file()
 
 
-def open_task(name: str, parameters: dict, offline: bool):
-    """Start the ClearML task a step reports to, and connect its parameters."""
+def open_task(name: str, parameters: dict, offline: bool, output_uri=None):
+    """Start the ClearML task a step reports to (framework auto-logging off, as on agents), and connect its
+    parameters. `output_uri`: where its models and artifacts are uploaded (True: the files server)."""
     from clearml import Task
 
     if offline:
@@ -25,7 +27,8 @@ def open_task(name: str, parameters: dict, offline: bool):
         # Offline, ClearML's reporting subprocess only adds a 10 s wait at close: report from this process.
         Task._report_subprocess_enabled = False
     task = Task.init(project_name=PROJECT, task_name=name, reuse_last_task_id=False,
-                     auto_connect_frameworks=False, auto_connect_arg_parser=False, auto_resource_monitoring=False)
+                     auto_connect_frameworks=False, auto_connect_arg_parser=False, auto_resource_monitoring=False,
+                     output_uri=output_uri)
     task.connect(parameters, name="step")
     return task
 

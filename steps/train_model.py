@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from brain_tumor import figures
+from brain_tumor.errors import UserError
 from brain_tumor.experiment import train_and_save
 from brain_tumor.model_specs import get_spec
 
+from . import registry
 from .registry import step_data
 from .tracking import current_task, report_images, report_scalars, report_text, upload_artifact
 
@@ -23,12 +26,20 @@ def report_epoch(row: dict) -> None:
 
 
 def train_model(model: str, manifest: str, dataset_hash: str, class_weights: dict, run_dir: str, epochs: int,
-                image_size: int, batch_size: int, lr: float, seed: int, resnet_weights: str = "imagenet",
-                augment_on: str = "auto", dataset_id: str = "", val_fraction: float = 0.15,
-                test_fraction: float = 0.15) -> dict:
+                image_size: int, batch_size: int, lr: float, seed: int, augment_on: str, allow_cpu: bool,
+                dataset_id: str, val_fraction: float, test_fraction: float, resnet_weights: str = "none") -> dict:
+    """`resnet_weights` reaches the resnet50 node only (the DAG's `only_for`), so a new weights file retrains it
+    alone."""
+    import tensorflow as tf
+
     from brain_tumor.models import summary_text
     from brain_tumor.training import TrainConfig
 
+    if not allow_cpu and not tf.config.list_physical_devices("GPU"):
+        raise UserError(f"train_{model}: TensorFlow sees no GPU on this machine (CUDA_VISIBLE_DEVICES="
+                        f"{os.environ.get('CUDA_VISIBLE_DEVICES', 'unset')}). Check the agent: it needs `--gpus` and "
+                        f"the project's image (docker/README.md shows how to check that TensorFlow sees the GPU), or "
+                        f"set the pipeline parameter allow_cpu=true to train on the CPU (slow).")
     spec = get_spec(model)
     prepared = step_data(manifest, image_size, dataset_hash, dataset_id, val_fraction, test_fraction, seed, run_dir)
     names = prepared.scanned.class_names
@@ -49,21 +60,5 @@ def train_model(model: str, manifest: str, dataset_hash: str, class_weights: dic
     if task is not None:
         task.set_parameter("dataset/hash", dataset_hash)
         upload_artifact("training", record)
-        if not task.is_offline():  # on a server the registry holds the model; its id is the reference
-            model_ref = register_model(task, model_ref, record)
+        model_ref = registry.publish_model(task, model_ref, record)
     return {"trained": {"model": model, "model_ref": model_ref, "training": record}, "dataset_hash": dataset_hash}
-
-
-def register_model(task, path: str, record: dict) -> str:
-    """The best epoch as an OutputModel: framework, label enumeration, configuration, metrics as metadata."""
-    from clearml import OutputModel
-
-    output = OutputModel(task=task, name=f"brain-tumor {record['model']}", framework="Keras",
-                         label_enumeration={name: i for i, name in enumerate(record["class_names"])},
-                         config_dict={**record["config"], "image_size": record["image_size"]},
-                         tags=[record["model"]])
-    output.update_weights(weights_filename=path, auto_delete_file=False)
-    for key in ("best_val_loss", "best_epoch", "epochs_run", "dataset_hash"):
-        output.set_metadata(key, str(record[key]))
-    output.set_metadata("params_total", str(record["params"]["total"]))
-    return output.id

@@ -48,14 +48,15 @@ def pipeline_data(tmp_path_factory):
 @pytest.fixture(scope="session")
 def first_run(pipeline_data, tmp_path_factory):
     """One pipeline run (three models), shared by the pipeline and report tests; credentials in its environment."""
+    from pipelines.config import PipelineConfig
     from pipelines.local_runner import run_pipeline
 
     run_dir = tmp_path_factory.mktemp("run") / "run"
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("CLEARML_API_ACCESS_KEY", ACCESS_MARKER)
         patch.setenv("CLEARML_API_SECRET_KEY", SECRET_MARKER)
-        runs = run_pipeline({"data": str(pipeline_data), "models": "cnn_a,cnn_b,resnet50", "run_dir": str(run_dir),
-                             **FAST}, quiet=True)
+        runs = run_pipeline(PipelineConfig.from_values(data=str(pipeline_data), models="cnn_a,cnn_b,resnet50",
+                                                       run_dir=str(run_dir), **FAST), quiet=True)
     return run_dir, runs
 
 

@@ -7,8 +7,8 @@ import sys
 import pandas as pd
 import pytest
 
-from brain_tumor.cli import main
 from brain_tumor.models import read_metadata
+from cli.main import main
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +87,7 @@ def test_demo_runs_the_pipeline_and_a_second_demo_reuses_it(tmp_path, capsys):
 
 
 def test_errors_from_a_shell_have_no_traceback(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "brain_tumor.cli", "train", "--data", str(tmp_path / "missing")],
+    result = subprocess.run([sys.executable, "-m", "cli", "train", "--data", str(tmp_path / "missing")],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 2
     assert "Traceback" not in result.stderr

@@ -8,9 +8,9 @@ import pytest
 from conftest import CLASS_NAMES, tree_digest
 from PIL import Image
 
-from brain_tumor.cli import main
 from brain_tumor.data import Layout, find_layout, scan
 from brain_tumor.images import decode_image, to_rgb
+from cli.main import main
 
 
 def train_cli(data_args, out, *extra):

@@ -1,14 +1,10 @@
 """The DAG declaration, asserted directly: nodes, parents, fan-out per model, parameter references."""
 
-import re
+from pipelines.config import parameters
+from pipelines.dag import REFERENCE, STEPS, declaration, expand
+from pipelines.fingerprint import code_fingerprint
 
-import pytest
-
-from brain_tumor.cli import build_parser
-from brain_tumor.errors import UserError
-from pipelines.dag import PARAMETERS, STEPS, expand, parse_models
-
-REFERENCE = re.compile(r"\$\{(\w+)\.(\w+)\}")
+PARAMETERS = {f.name for f in parameters()}
 
 
 def test_nodes_and_parents_for_two_models():
@@ -32,8 +28,23 @@ def test_training_fans_out_per_model_on_the_gpu_queue():
     assert [s.name for s in STEPS if s.per_model] == ["train_{model}"]
 
 
-def test_cache_flags():
-    assert {n.name for n in expand(["cnn_a"]) if n.cache} == {"register_dataset", "class_weights"}
+def test_every_node_carries_the_fingerprint_of_its_code_and_returns_its_files():
+    for node in expand(["cnn_a"]):
+        assert node.kwargs["code"] == code_fingerprint(node.function)
+        assert node.returns[-1] == "files"
+
+
+def test_the_last_step_receives_every_upstream_steps_files():
+    nodes = {n.name: n for n in expand(["cnn_a", "cnn_b"])}
+    files = {k: v for k, v in nodes["select_champion"].kwargs.items() if k.startswith("files_")}
+    assert files == {f"files_{name}": f"${{{name}.files}}" for name in
+                     ("register_dataset", "class_weights", "train_cnn_a", "train_cnn_b", "evaluate")}
+    assert not any(k.startswith("files_") for k in nodes["evaluate"].kwargs)
+
+
+def test_a_node_name_finds_its_declaration():
+    assert declaration("train_resnet50") == (STEPS[2], "resnet50")
+    assert declaration("evaluate") == (STEPS[3], None)
 
 
 def test_parameter_references():
@@ -65,15 +76,3 @@ def test_every_reference_is_a_parameter_or_an_ancestor():
         assert "dataset_hash" in node.kwargs or node.name in ("register_dataset", "select_champion")
 
 
-def test_model_list_parsing():
-    assert parse_models("cnn_a, resnet50,cnn_a") == ["cnn_a", "resnet50"]
-    with pytest.raises(UserError, match="Unknown model 'vgg'"):
-        parse_models("cnn_a,vgg")
-    with pytest.raises(UserError, match="model list is empty"):
-        parse_models(" , ")
-
-
-def test_run_options_come_from_the_parameters():
-    run = build_parser().parse_args(["run", "--data", "d"])
-    for name, (default, _) in PARAMETERS.items():
-        assert getattr(run, name) == (default if name != "data" else "d")

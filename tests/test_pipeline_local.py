@@ -5,12 +5,13 @@ import zipfile
 
 import pandas as pd
 import pytest
+from conftest import FAST
 
-from brain_tumor.cli import main
 from brain_tumor.models import read_metadata
+from cli.main import main
+from pipelines.config import PipelineConfig
 from pipelines.local_runner import run_pipeline
 
-from conftest import FAST
 
 def test_every_step_ran_and_left_its_files(first_run):
     run_dir, runs = first_run
@@ -37,7 +38,8 @@ def test_one_offline_clearml_session_per_step(first_run):
         with zipfile.ZipFile(session) as archive:
             names.add(json.loads(archive.read("task.json"))["name"])
     assert names == {r.name for r in runs}
-    train_session = next(s for s in sessions if "train_cnn_a" in zipfile.ZipFile(s).read("task.json").decode())
+    train_session = next(s for s in sessions
+                         if json.loads(zipfile.ZipFile(s).read("task.json"))["name"] == "train_cnn_a")
     scalars = zipfile.ZipFile(train_session).read("metrics.jsonl").decode()
     assert '"metric": "accuracy"' in scalars and '"variant": "validation"' in scalars  # per-epoch curves
 
@@ -74,16 +76,17 @@ def test_a_rerun_reuses_every_step_and_trains_nothing(first_run, pipeline_data):
     run_dir, _ = first_run
     model = run_dir / "models" / "cnn_a" / "model.keras"
     before = model.stat().st_mtime_ns
-    runs = run_pipeline({"data": str(pipeline_data), "models": "cnn_a,cnn_b,resnet50", "run_dir": str(run_dir),
-                         **FAST}, quiet=True)
+    runs = run_pipeline(PipelineConfig.from_values(data=str(pipeline_data), models="cnn_a,cnn_b,resnet50",
+                                                   run_dir=str(run_dir), **FAST), quiet=True)
     assert {r.status for r in runs} == {"reused"}
     assert model.stat().st_mtime_ns == before
 
 
 def test_a_changed_parameter_reruns_only_what_depends_on_it(first_run, pipeline_data):
     run_dir, _ = first_run
-    runs = run_pipeline({"data": str(pipeline_data), "models": "cnn_a,cnn_b,resnet50", "run_dir": str(run_dir),
-                         **FAST, "champion_metric": "val_loss"}, quiet=True)
+    config = PipelineConfig.from_values(data=str(pipeline_data), models="cnn_a,cnn_b,resnet50", run_dir=str(run_dir),
+                                        **FAST, champion_metric="val_loss")
+    runs = run_pipeline(config, quiet=True)
     assert [r.name for r in runs if r.status == "ran"] == ["select_champion"]
     assert json.loads((run_dir / "champion.json").read_text())["metric"] == "val_loss"
 
@@ -115,5 +118,5 @@ def test_failure_keeps_what_finished_and_a_rerun_resumes(pipeline_data, tmp_path
 
 def test_an_unknown_model_stops_before_any_step(pipeline_data, tmp_path, capsys):
     assert main(["run", "--data", str(pipeline_data), "--models", "cnn_a,vgg19", "--out", str(tmp_path / "r")]) == 2
-    assert "Unknown model 'vgg19'" in capsys.readouterr().err
+    assert "unknown model(s) 'vgg19'" in capsys.readouterr().err
     assert not (tmp_path / "r" / "steps").exists()

@@ -7,13 +7,13 @@ import pytest
 from conftest import CLASS_NAMES
 from PIL import Image
 
-from brain_tumor.cli import main
 from brain_tumor.data import Layout, scan
 from brain_tumor.errors import UserError
 from brain_tumor.evaluation import predict_probabilities
 from brain_tumor.gradcam import gradcam, target_layer_index
 from brain_tumor.models import build_model, save_model
 from brain_tumor.predict import list_images, load_checked, predict_files
+from cli.main import main
 
 
 def saved_model(path, name="cnn_b", size=32, classes=CLASS_NAMES, outputs=None):

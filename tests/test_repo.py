@@ -17,6 +17,12 @@ def test_readme_has_exactly_two_setup_commands_and_ci_runs_the_second():
     assert commands[1] in (ROOT / ".ci" / "run").read_text().splitlines()
 
 
-def test_core_never_imports_clearml():
+def test_core_never_imports_clearml_or_anything_above_it():
     for path in (ROOT / "brain_tumor").rglob("*.py"):
-        assert not re.search(r"^\s*(import|from)\s+clearml", path.read_text(), re.M), path
+        for layer in ("clearml", "steps", "pipelines", "cli"):
+            assert not re.search(rf"^\s*(import|from)\s+{layer}\b", path.read_text(), re.M), (path, layer)
+
+
+def test_steps_never_import_the_runners_or_the_command_line():
+    for path in (ROOT / "steps").rglob("*.py"):
+        assert not re.search(r"^\s*(import|from)\s+(pipelines|cli)\b", path.read_text(), re.M), path

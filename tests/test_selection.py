@@ -61,7 +61,7 @@ def test_the_step_writes_table_and_champion(tmp_path):
         path = tmp_path / f"{r['model']}.keras"
         path.write_bytes(r["model"].encode())
         refs[r["model"]] = str(path)
-    decision = select_champion(ROWS, refs, str(tmp_path))
+    decision = select_champion(ROWS, refs, str(tmp_path), "val_macro_f1")
     assert decision["champion"] == "cnn_c" and decision["value"] == 0.9
     assert (tmp_path / "champion.keras").read_bytes() == b"cnn_c"
     assert json.loads((tmp_path / "champion.json").read_text())["why"] == decision["why"]

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from brain_tumor.cli import main
+from cli.main import main
 
 ACCESS = "AKFAKEACCESSKEY0123456789"
 SECRET = "fakeSecretKeyThatMustNeverBePrinted0123456789"
@@ -30,7 +30,7 @@ def test_unreachable_server_from_a_shell(run_with_session, tmp_path):
     host = f"http://127.0.0.1:{closed_port()}"
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "CLEARML_API_HOST": host,
            "CLEARML_API_ACCESS_KEY": ACCESS, "CLEARML_API_SECRET_KEY": SECRET}
-    result = subprocess.run([sys.executable, "-m", "brain_tumor.cli", "import-offline", str(run_with_session)],
+    result = subprocess.run([sys.executable, "-m", "cli", "import-offline", str(run_with_session)],
                             capture_output=True, text=True, env=env, timeout=120)
     assert result.returncode == 2
     assert f"error: The ClearML server {host} is unreachable" in result.stderr
@@ -71,7 +71,7 @@ def test_launch_against_a_closed_port(tmp_path):
     host = f"http://127.0.0.1:{closed_port()}"
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "CLEARML_API_HOST": host,
            "CLEARML_API_ACCESS_KEY": ACCESS, "CLEARML_API_SECRET_KEY": SECRET}
-    result = subprocess.run([sys.executable, "-m", "brain_tumor.cli", "launch", "--data", str(data)],
+    result = subprocess.run([sys.executable, "-m", "cli", "launch", "--data", str(data)],
                             capture_output=True, text=True, env=env, timeout=120)
     assert result.returncode == 2
     assert f"error: The ClearML server {host} is unreachable" in result.stderr
@@ -82,4 +82,4 @@ def test_launch_against_a_closed_port(tmp_path):
 
 def test_launch_refuses_an_unknown_model_before_contacting_anything(tmp_path, capsys):
     assert main(["launch", "--data", str(tmp_path), "--models", "cnn_z"]) == 2
-    assert "Unknown model 'cnn_z'" in capsys.readouterr().err
+    assert "unknown model(s) 'cnn_z'" in capsys.readouterr().err

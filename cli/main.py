@@ -18,48 +18,19 @@ import sys
 import time
 from pathlib import Path
 
-from .errors import UserError
+from brain_tumor.errors import UserError
 
-SEED_DEFAULTS = {"image_size": 224, "batch_size": 32, "epochs": 15, "lr": 1e-4}
+from .options import add_config_options, config_from_args
+
+DATA_OPTIONS = ("data", "train_dir", "test_dir")
+TRAINING_OPTIONS = ("epochs", "image_size", "batch_size", "lr", "val_fraction", "test_fraction", "seed",
+                    "resnet_weights", "augment_on")
+# The demo: small images, few epochs, a 10x learning rate and ResNet50 without ImageNet weights: minutes on a CPU.
+DEMO = {"run_dir": "runs/demo", "epochs": 8, "image_size": 48, "lr": 1e-3, "resnet_weights": "none"}
 
 
 def _quiet_tensorflow() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is imported: no C++ info chatter
-
-
-def add_data_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data", help="ROOT holding Training/<class>/ (and optionally Testing/<class>/), "
-                                       "or a folder of class folders")
-    parser.add_argument("--train-dir", help="a folder of class folders to train on (instead of --data)")
-    parser.add_argument("--test-dir", help="a folder of class folders to test on (default: Testing/ beside "
-                                           "Training/, else a test split carved from training)")
-
-
-def add_training_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--epochs", type=int, default=SEED_DEFAULTS["epochs"])
-    parser.add_argument("--image-size", type=int, default=SEED_DEFAULTS["image_size"], help="square side in pixels")
-    parser.add_argument("--batch-size", type=int, default=None,
-                        help="default: the model's batch size in the seed's table (32; 64 for cnn_b)")
-    parser.add_argument("--lr", type=float, default=SEED_DEFAULTS["lr"], help="Adam learning rate")
-    parser.add_argument("--val-fraction", type=float, default=0.15, help="validation share of Training")
-    parser.add_argument("--test-fraction", type=float, default=0.15,
-                        help="test share carved from Training when there is no test folder")
-    parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--resnet-weights", default="imagenet",
-                        help="'imagenet' (download or Keras cache), a local weights file, or 'none'")
-    parser.add_argument("--augment-on", default="auto", choices=["auto", "model", "tfdata", "none"],
-                        help="where augmentation runs: in the model (GPU), in tf.data (CPU), or not at all; "
-                             "auto picks model on a GPU, tfdata otherwise")
-
-
-def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
-    """One option per pipeline parameter, with the DAG's defaults and descriptions."""
-    from pipelines.dag import PARAMETERS
-
-    for name, (default, description) in PARAMETERS.items():
-        flag = "--out" if name == "run_dir" else "--" + name.replace("_", "-")
-        kind = type(default) if isinstance(default, (int, float)) else str
-        parser.add_argument(flag, dest=name, type=kind, default=default, help=description)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -67,9 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     train = commands.add_parser("train", help="train and evaluate one model on a data folder")
-    add_data_arguments(train)
+    add_config_options(train, only=DATA_OPTIONS + TRAINING_OPTIONS)
     train.add_argument("--model", default="cnn_a", help="cnn_a, cnn_b, cnn_c or resnet50")
-    add_training_arguments(train)
     train.add_argument("--out", help="output folder (default: runs/<model>-<time>)")
 
     evaluate = commands.add_parser("evaluate", help="evaluate a saved model on a labelled folder or manifest split")
@@ -81,18 +51,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="run the pipeline locally: register data, class weights, train every "
                                           "model, evaluate, select the champion")
-    add_pipeline_arguments(run)
-    run.add_argument("--max-parallel", type=int, default=None,
-                     help="trainings at once (default: one per GPU, or 1 on a CPU)")
-    run.add_argument("--force", action="store_true", help="re-run every step, even unchanged ones")
+    add_config_options(run, "local")
 
     launch = commands.add_parser("launch", help="run the pipeline on a ClearML server: trainings on GPU agents")
-    add_pipeline_arguments(launch)
-    launch.add_argument("--gpu-queue", default="gpu", help="queue of the training steps")
-    launch.add_argument("--cpu-queue", default="default", help="queue of the light steps")
+    add_config_options(launch, "server")
     launch.add_argument("--controller-queue", default="services", help="queue of the pipeline controller")
-    launch.add_argument("--controller-local", action="store_true", help="run the controller here, steps on agents")
-    launch.add_argument("--steps-local", action="store_true", help="run every step here, tracked on the server")
+    mode = launch.add_mutually_exclusive_group()
+    mode.add_argument("--controller-local", dest="mode", action="store_const", const="controller-local",
+                      default="remote", help="run the controller here, steps on agents")
+    mode.add_argument("--steps-local", dest="mode", action="store_const", const="steps-local",
+                      help="run every step here, tracked on the server")
+    mode.add_argument("--draft", dest="mode", action="store_const", const="draft",
+                      help="store the pipeline on the server without running it (clone, edit, enqueue in the web UI)")
 
     imports = commands.add_parser("import-offline", help="upload a local run's offline ClearML sessions to the "
                                                          "configured server")
@@ -116,11 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("run_dir", help="a run folder written by 'run' or 'demo'")
 
     demo = commands.add_parser("demo", help="generate a small synthetic dataset and run the whole pipeline on it")
-    demo.add_argument("--out", default="runs/demo")
-    demo.add_argument("--models", default="cnn_a,cnn_b,cnn_c,resnet50")
-    demo.add_argument("--epochs", type=int, default=8)
-    demo.add_argument("--image-size", type=int, default=48)
-    demo.add_argument("--force", action="store_true", help="re-run every step, even unchanged ones")
+    add_config_options(demo, only=("models", "epochs", "image_size", "run_dir", "force"), defaults=DEMO)
     return parser
 
 
@@ -132,19 +98,22 @@ def print_metrics(title: str, metrics: dict) -> None:
         print(f"  {analysis['text']}")
 
 
-def run_training(args, layout_args: dict, out: Path) -> dict:
-    from .data import find_layout
-    from .experiment import prepare_data, train_one
-    from .models import get_spec
-    from .training import TrainConfig
+def run_training(args, out: Path) -> dict:
+    from brain_tumor.data import find_layout
+    from brain_tumor.experiment import prepare_data, train_one
+    from brain_tumor.models import get_spec
+    from brain_tumor.training import TrainConfig
 
+    options = config_from_args(args)
     spec = get_spec(args.model)
-    layout = find_layout(**layout_args)
+    layout = find_layout(options.data or None, options.train_dir or None, options.test_dir or None)
     out.mkdir(parents=True, exist_ok=True)
-    prepared = prepare_data(layout, args.image_size, args.val_fraction, args.test_fraction, args.seed, out)
-    config = TrainConfig(epochs=args.epochs, learning_rate=args.lr, batch_size=args.batch_size or spec.batch_size,
-                         seed=args.seed, augment_on=args.augment_on)
-    weights = None if str(args.resnet_weights).lower() == "none" else args.resnet_weights
+    prepared = prepare_data(layout, options.image_size, options.val_fraction, options.test_fraction, options.seed,
+                            out)
+    config = TrainConfig(epochs=options.epochs, learning_rate=options.lr,
+                         batch_size=options.batch_size or spec.batch_size, seed=options.seed,
+                         augment_on=options.augment_on)
+    weights = None if options.resnet_weights.lower() == "none" else options.resnet_weights
     results = train_one(prepared, args.model, config, out, resnet_weights=weights)
     print(f"\n{args.model}: {results['params']['total']:,} parameters ({results['params']['trainable']:,} trainable), "
           f"{results['epochs_run']} epochs (best {results['best_epoch']}), {results['train_seconds']:.0f} s")
@@ -160,11 +129,11 @@ def run_training(args, layout_args: dict, out: Path) -> dict:
 
 def cmd_train(args) -> None:
     out = Path(args.out or f"runs/{args.model}-{time.strftime('%Y%m%d-%H%M%S')}")
-    run_training(args, {"data": args.data, "train_dir": args.train_dir, "test_dir": args.test_dir}, out)
+    run_training(args, out)
 
 
 def cmd_evaluate(args) -> None:
-    from .experiment import evaluate_saved
+    from brain_tumor.experiment import evaluate_saved
 
     if Path(args.data).suffix == ".csv" and args.split is None:
         raise UserError("A manifest.csv needs --split (train, val or test).")
@@ -177,11 +146,11 @@ def cmd_evaluate(args) -> None:
         print(f"Saved {args.out}")
 
 
-def run_and_report(parameters: dict, force: bool, max_parallel: int | None = None) -> None:
+def run_and_report(config) -> None:
     from pipelines.local_runner import run_pipeline
 
-    run_pipeline(parameters, force=force, max_parallel=max_parallel)
-    out = Path(parameters["run_dir"])
+    run_pipeline(config)
+    out = Path(config.run_dir)
     print("\n" + (out / "comparison.md").read_text())
     print(f"Champion: {json.loads((out / 'champion.json').read_text())['why']}")
     print(f"Run folder: {out} (report.html, summary.md, comparison.csv, champion.keras, models/, metrics/, report/, "
@@ -189,16 +158,14 @@ def run_and_report(parameters: dict, force: bool, max_parallel: int | None = Non
 
 
 def cmd_run(args) -> None:
-    from pipelines.dag import PARAMETERS
-
-    run_and_report({name: getattr(args, name) for name in PARAMETERS}, args.force, args.max_parallel)
+    run_and_report(config_from_args(args))
 
 
 def cmd_demo(args) -> None:
-    from .synthetic import plant_twins, write_dataset
+    from brain_tumor.synthetic import plant_twins, write_dataset
 
-    out = Path(args.out)
-    data = out / "data"
+    config = config_from_args(args, **{k: v for k, v in DEMO.items() if not hasattr(args, k)})
+    data = Path(config.run_dir) / "data"
     if data.is_dir():  # kept as it was, so that a second demo reuses every finished step
         print(f"Using the synthetic dataset already in {data}")
     else:
@@ -206,17 +173,13 @@ def cmd_demo(args) -> None:
         plant_twins(data, 20, seed=0)  # like the real set, some test images are near-copies of training images
         print(f"Generated a synthetic 4-class dataset in {data} (20 test images are near-copies of training images, "
               f"for the leakage audit to find)")
-    # Small images, few epochs, a 10× learning rate and ResNet50 without ImageNet weights: minutes on a CPU.
-    run_and_report({"data": str(data), "models": args.models, "epochs": args.epochs, "image_size": args.image_size,
-                    "lr": 1e-3, "resnet_weights": "none", "run_dir": str(out)}, args.force)
+    run_and_report(config.replace(data=str(data)))
 
 
 def cmd_launch(args) -> None:
-    from pipelines.dag import PARAMETERS
     from pipelines.launch import launch
 
-    code = launch({name: getattr(args, name) for name in PARAMETERS}, args.gpu_queue, args.cpu_queue,
-                  args.controller_queue, args.controller_local, args.steps_local)
+    code = launch(config_from_args(args), args.mode, args.controller_queue)
     if code:
         raise UserError(f"The pipeline controller stopped with exit code {code} (its output is above).")
 
@@ -229,7 +192,7 @@ def cmd_import_offline(args) -> None:
 
 def load_model_reference(reference: str):
     """(model, metadata, local path) for a .keras file, a run folder, a ClearML model id or 'champion'."""
-    from .predict import load_checked, local_model_path
+    from brain_tumor.predict import load_checked, local_model_path
 
     path = local_model_path(reference)
     if path is None:
@@ -241,7 +204,7 @@ def load_model_reference(reference: str):
 
 
 def cmd_predict(args) -> None:
-    from .predict import list_images, predict_files
+    from brain_tumor.predict import list_images, predict_files
 
     model, metadata, path = load_model_reference(args.model)
     paths = list_images(args.images)
@@ -266,7 +229,7 @@ def cmd_predict(args) -> None:
 
 
 def cmd_app(args) -> None:
-    from .app import launch
+    from brain_tumor.app import launch
 
     model, metadata, path = load_model_reference(args.model)
     if args.host not in ("127.0.0.1", "localhost"):
@@ -276,7 +239,7 @@ def cmd_app(args) -> None:
 
 
 def cmd_report(args) -> None:
-    from .report import build_report, missing_inputs
+    from brain_tumor.report import build_report, missing_inputs
 
     missing = missing_inputs(Path(args.run_dir))
     if missing:
