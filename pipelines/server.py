@@ -7,6 +7,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from brain_tumor import __version__
 from brain_tumor.errors import UserError
 from steps.tracking import server_configured
 
@@ -48,8 +49,8 @@ def check_server(queues: tuple[str, ...] = ()) -> str:
             if not found or found[0].id not in listening:
                 raise UserError(f"No worker listens on queue '{queue}' at {host}: start one, e.g. "
                                 f"`clearml-agent daemon --queue {queue} --create-queue --docker "
-                                f"brain-tumor-clearml:latest --gpus 0` (docker/docker-compose.yml starts 'gpu' and "
-                                f"'services' agents).")
+                                f"brain-tumor-clearml:{__version__} --gpus 0` (docker/docker-compose.yml starts "
+                                f"agents on 'services', 'gpu' and 'default').")
     return host
 
 
