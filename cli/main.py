@@ -2,6 +2,8 @@
 
     brain-tumor demo                                   the whole pipeline on generated data, minutes on a CPU
     brain-tumor run --data ROOT                        the pipeline: 4 models in parallel → champion
+    brain-tumor launch --data ROOT                     the same pipeline on a ClearML server, trainings on GPU agents
+    brain-tumor doctor                                 what works on the server and its agents, and the fixes
     brain-tumor train --data ROOT --model cnn_a        one model on a real folder
     brain-tumor evaluate RUN/model.keras FOLDER        a saved model on any labelled folder (or a manifest split)
     brain-tumor predict RUN images/ --gradcam cams/    the champion on new images (CSV), with Grad-CAM
@@ -63,6 +65,14 @@ def build_parser() -> argparse.ArgumentParser:
                       help="run every step here, tracked on the server")
     mode.add_argument("--draft", dest="mode", action="store_const", const="draft",
                       help="store the pipeline on the server without running it (clone, edit, enqueue in the web UI)")
+
+    doctor = commands.add_parser("doctor", help="check the ClearML server, its workers and what a task on each queue "
+                                                "can do (Python, TensorFlow, GPUs, files server); a fix per failure")
+    add_config_options(doctor, only=("gpu_queue", "cpu_queue", "docker_image", "output_uri", "allow_cpu"))
+    doctor.add_argument("--controller-queue", default="services", help="queue of the pipeline controller")
+    doctor.add_argument("--timeout", type=float, default=600, help="seconds to wait for the probe tasks")
+    doctor.add_argument("--no-probe", dest="probe", action="store_false",
+                        help="check the server and workers only, enqueue nothing")
 
     imports = commands.add_parser("import-offline", help="upload a local run's offline ClearML sessions to the "
                                                          "configured server")
@@ -184,6 +194,17 @@ def cmd_launch(args) -> None:
         raise UserError(f"The pipeline controller stopped with exit code {code} (its output is above).")
 
 
+def cmd_doctor(args) -> None:
+    from pipelines.doctor import ChecksFailed, format_table, run_doctor
+
+    checks = run_doctor(config_from_args(args), args.controller_queue, args.timeout, args.probe)
+    print(format_table(checks))
+    failed = sum(not c.ok for c in checks)
+    if failed:
+        raise ChecksFailed(f"{failed} of {len(checks)} checks failed: the fixes are above.")
+    print(f"All {len(checks)} checks passed.")
+
+
 def cmd_import_offline(args) -> None:
     from pipelines.server import import_offline_sessions
 
@@ -249,7 +270,8 @@ def cmd_report(args) -> None:
 
 
 COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "run": cmd_run, "demo": cmd_demo, "launch": cmd_launch,
-            "import-offline": cmd_import_offline, "predict": cmd_predict, "app": cmd_app, "report": cmd_report}
+            "doctor": cmd_doctor, "import-offline": cmd_import_offline, "predict": cmd_predict, "app": cmd_app,
+            "report": cmd_report}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -21,9 +21,8 @@ def api_host() -> str:
     return Session.get_api_server_host()
 
 
-def check_server(queues: tuple[str, ...] = ()) -> str:
-    """Raise UserError unless the server answers, accepts the credentials and has a worker on every queue.
-    Returns its host."""
+def connect():
+    """(host, API client) for the configured server; UserError unless it answers and accepts the credentials."""
     if not server_configured():
         raise UserError(f"No ClearML server is configured: {SETUP}.")
     host = api_host()
@@ -42,15 +41,35 @@ def check_server(queues: tuple[str, ...] = ()) -> str:
     except Exception:  # the SDK raises several types for a refused login
         raise UserError(f"The ClearML server {host} refused the credentials: create new ones in the web UI "
                         f"(Settings → Workspace) and {SETUP}.") from None
-    if queues:
-        listening = {q.id for worker in client.workers.get_all() for q in (worker.queues or [])}
-        for queue in queues:
-            found = client.queues.get_all(name=f"^{queue}$", only_fields=["id"])
-            if not found or found[0].id not in listening:
-                raise UserError(f"No worker listens on queue '{queue}' at {host}: start one, e.g. "
-                                f"`clearml-agent daemon --queue {queue} --create-queue --docker "
-                                f"brain-tumor-clearml:{__version__} --gpus 0` (docker/docker-compose.yml starts "
-                                f"agents on 'services', 'gpu' and 'default').")
+    return host, client
+
+
+def workers_by_queue(client, queues: tuple[str, ...]) -> dict[str, list[str]]:
+    """The workers listening on each queue (none for a queue that does not exist)."""
+    listening: dict[str, list[str]] = {}
+    for worker in client.workers.get_all():
+        for queue in worker.queues or []:
+            listening.setdefault(queue.id, []).append(worker.id)
+    found = {}
+    for queue in queues:
+        ids = client.queues.get_all(name=f"^{queue}$", only_fields=["id"])
+        found[queue] = listening.get(ids[0].id, []) if ids else []
+    return found
+
+
+def start_worker_hint(queue: str) -> str:
+    return (f"start one, e.g. `clearml-agent daemon --queue {queue} --create-queue --docker "
+            f"brain-tumor-clearml:{__version__} --gpus 0` (docker/docker-compose.yml starts agents on 'services', "
+            f"'gpu' and 'default')")
+
+
+def check_server(queues: tuple[str, ...] = ()) -> str:
+    """Raise UserError unless the server answers, accepts the credentials and has a worker on every queue.
+    Returns its host."""
+    host, client = connect()
+    for queue, workers in workers_by_queue(client, queues).items():
+        if not workers:
+            raise UserError(f"No worker listens on queue '{queue}' at {host}: {start_worker_hint(queue)}.")
     return host
 
 
