@@ -31,3 +31,15 @@ def config_from_args(args: argparse.Namespace, **overrides) -> PipelineConfig:
     """The configuration from the parsed options (unparsed strings are coerced and everything is checked here)."""
     values = {f.name: getattr(args, f.name) for f in parameters() if hasattr(args, f.name)}
     return PipelineConfig.from_values(values, **overrides)
+
+
+def markdown_table() -> str:
+    """The parameters as README.md lists them (a test keeps the two equal: regenerate with
+    `python -c "from cli.options import markdown_table; print(markdown_table())"`)."""
+    where = {"both": "both", "local": "`run`", "server": "`launch`, `doctor`"}
+    rows = ["| option | type | default | used by | what |", "|---|---|---|---|---|"]
+    for f in parameters():
+        choices = f" ({', '.join(f.metadata['choices'])})" if f.metadata["choices"] else ""
+        rows.append(f"| `{flag(f)}` | {type_name(f)} | `{f.default!r}` | {where[f.metadata['scope']]} | "
+                    f"{f.metadata['help']}{choices} |")
+    return "\n".join(rows)

@@ -26,3 +26,10 @@ def test_core_never_imports_clearml_or_anything_above_it():
 def test_steps_never_import_the_runners_or_the_command_line():
     for path in (ROOT / "steps").rglob("*.py"):
         assert not re.search(r"^\s*(import|from)\s+(pipelines|cli)\b", path.read_text(), re.M), path
+
+
+def test_the_readme_lists_every_parameter_as_the_config_declares_it():
+    from cli.options import markdown_table
+
+    assert markdown_table() in (ROOT / "README.md").read_text(), \
+        "README's parameter table differs from pipelines/config.py: paste cli.options.markdown_table() into it"
