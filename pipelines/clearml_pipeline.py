@@ -42,6 +42,17 @@ def retry_transient(pipeline, node, retries: int) -> bool:
     return retry
 
 
+def run_in(image: str):
+    """A pre-execute callback that puts a step's task in `image`: a run cloned in the web UI keeps its steps'
+    stored definitions (container included), so an edited docker_image parameter would otherwise not reach them."""
+
+    def set_image(pipeline, node, parameters) -> bool:
+        node.job.task.set_base_docker(docker_image=image)
+        return True
+
+    return set_image
+
+
 def build_controller(config, steps_here: bool = False):
     """A PipelineController with one parameter per pipeline parameter and one function step per node of the chosen
     models. Artifacts between steps are JSON (small dicts and addresses, never pickled models)."""
@@ -73,6 +84,7 @@ def build_controller(config, steps_here: bool = False):
             docker=config.docker_image, output_uri=uploads,
             auto_connect_frameworks=False, auto_connect_arg_parser=False,
             cache_executed_step=not config.force, retry_on_failure=retry_transient,
+            pre_execute_callback=run_in(config.docker_image),
             monitor_metrics=MONITORED if training else None,
             monitor_models=[f"brain-tumor {node.model}"] if training else None,
             task_type="training" if training else "data_processing")

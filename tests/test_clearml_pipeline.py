@@ -27,7 +27,8 @@ controller = build_controller(json.loads(sys.argv[1]))
 nodes = {}
 for name, node in controller._nodes.items():
     definition = json.loads(controller._task._get_configuration_text(name=name))
-    nodes[name] = {"parents": node.parents, "queue": node.queue, "cache": node.cache_executed_step,
+    nodes[name] = {"callback": name in controller._pre_step_callbacks, "parents": node.parents,
+                   "queue": node.queue, "cache": node.cache_executed_step,
                    "parameters": node.parameters, "monitor_metrics": node.monitor_metrics,
                    "monitor_models": node.monitor_models, "script": definition["script"]["diff"],
                    "image": definition["container"]["image"], "output": definition["output"]["destination"],
@@ -105,6 +106,7 @@ def test_steps_run_in_the_image_with_auto_logging_off_and_upload_where_the_contr
         assert node["output"] == uri
         assert "auto_connect_frameworks=False" in node["script"]  # no second model per Keras save, no double plots
         assert "from __future__" not in node["script"]
+        assert node["callback"]  # the image is set again when the step starts (a clone keeps stored definitions)
 
 
 def test_parameter_references_and_upstream_files(two_models):
@@ -251,6 +253,20 @@ def test_a_parameter_edited_as_a_string_reaches_the_step_with_its_declared_type(
     assert seen["lr"] == ["float", 0.003] and seen["allow_cpu"] == ["bool", True]
     assert seen["seed"] == ["int", 42] and seen["val_fraction"] == ["float", 0.15]
     assert "code" not in seen and "node" not in seen
+
+
+def test_every_step_task_is_put_in_the_configured_image_before_it_runs():
+    from types import SimpleNamespace
+
+    from pipelines.clearml_pipeline import run_in
+
+    class Task:
+        def set_base_docker(self, docker_image):
+            self.image = docker_image
+
+    node = SimpleNamespace(job=SimpleNamespace(task=Task()))
+    assert run_in("brain-tumor-clearml:9.9.9")(None, node, {}) is True
+    assert node.job.task.image == "brain-tumor-clearml:9.9.9"
 
 
 def test_only_failures_that_may_pass_are_retried():

@@ -69,3 +69,19 @@ def test_the_step_writes_table_and_champion(tmp_path):
     assert table["model"].tolist() == ["cnn_a", "cnn_c", "resnet50"]
     assert table.loc[table["champion"], "model"].item() == "cnn_c"
     assert (tmp_path / "comparison.md").read_text().count("\n") == 2 + len(ROWS)
+
+
+def test_the_step_on_a_fresh_agent_makes_its_own_run_folder(tmp_path, monkeypatch, capsys):
+    models = tmp_path / "registry"
+    models.mkdir()
+    refs = {}
+    for r in ROWS:
+        (models / f"{r['model']}.keras").write_bytes(r["model"].encode())
+        refs[r["model"]] = str(models / f"{r['model']}.keras")
+    agent = tmp_path / "agent"
+    agent.mkdir()
+    monkeypatch.chdir(agent)  # nothing here: no run folder, no earlier step's files
+    decision = select_champion(ROWS, refs, "runs/pipeline", "val_macro_f1")
+    assert decision["champion"] == "cnn_c"
+    assert (agent / "runs" / "pipeline" / "comparison.csv").is_file()
+    assert "No report.html here" in capsys.readouterr().out  # says why, and carries on
