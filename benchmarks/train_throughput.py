@@ -1,9 +1,13 @@
 """Input-pipeline and training throughput: the project's pipeline (decode once, gather from memory) against a naive
 one (read and decode every JPEG every epoch), and the training FLOP/s reached as a share of this machine's measured
-float32 matmul peak. Everything is measured in one run and printed as ratios (this machine is noisy).
+float32 matmul peak. With --precision, instead: training images/s of each custom CNN in float32 and in that
+precision (`brain_tumor/precision.py`), and the validation macro-F1 of both after the same epochs. Everything is
+measured in one run and printed as ratios (this machine is noisy).
 
     python benchmarks/train_throughput.py --data ../shared/datasets/brain-tumor-mri/Training --model cnn_a \
         --image-size 128 --limit 1024
+    python benchmarks/train_throughput.py --data ../shared/datasets/brain-tumor-mri/Training --image-size 128 \
+        --precision auto --epochs 3
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from dataclasses import replace
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -77,6 +82,43 @@ def matmul_peak_flops(n=2048, repeats=20) -> float:
     return 2 * n**3 * repeats / (time.perf_counter() - start)
 
 
+def precision_comparison(scanned, names, args) -> None:
+    """Per custom CNN: images/s of one training epoch in float32 and in `args.precision` (alternated, best of two),
+    then validation macro-F1 of each after `args.epochs` epochs from the same seed (a seeded random 80/20 split of
+    the sample: fine for comparing two arithmetics on the same images, not a grouped evaluation)."""
+    from brain_tumor import precision as mixed
+    from brain_tumor.evaluation import evaluate_predictions, predict_probabilities
+    from brain_tumor.recipe import SEED
+    from brain_tumor.training import TrainConfig, fit
+
+    chosen = mixed.resolve(args.precision)
+    order = np.random.default_rng(0).permutation(len(scanned.labels))
+    cut = int(0.8 * len(order))
+    train, val = order[:cut], order[cut:]
+    x, y, vx, vy = scanned.pixels[train], scanned.labels[train], scanned.pixels[val], scanned.labels[val]
+    dataset = make_dataset(x, y, len(names), args.batch_size, shuffle=True)
+    print(f"precision {args.precision} → {chosen} on this machine (bfloat16 instructions: "
+          f"{mixed.cpu_has_bfloat16()}); {len(y)} training / {len(vy)} validation images at {args.image_size}px")
+    for name in ("cnn_a", "cnn_b", "cnn_c"):
+        rate, f1 = {}, {}
+        for _ in range(2):  # alternate, keep the best of each: the machine is noisy
+            for kind in ("float32", chosen):
+                mixed.use(kind)
+                model = build_model(name, args.image_size, len(names), None)
+                model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="categorical_crossentropy")
+                rate[kind] = max(rate.get(kind, 0.0), training_images_per_second(model, dataset, len(y)))
+        for kind in ("float32", chosen):
+            mixed.use(kind)
+            model = build_model(name, args.image_size, len(names), None)
+            recipe = replace(SEED, lr=1e-3, epochs=args.epochs, augment="none", patience=args.epochs)
+            fit(model, (x, y), (vx, vy), len(names), TrainConfig(recipe, args.batch_size, 0, "none"), verbose=0)
+            f1[kind] = evaluate_predictions(vy, predict_probabilities(model, vx), names)["macro_f1"]
+        mixed.use("float32")
+        print(f"{name}: float32 {rate['float32']:6.1f} images/s, {chosen} {rate[chosen]:6.1f} images/s, "
+              f"ratio {rate[chosen] / rate['float32']:.2f}x; validation macro-F1 after {args.epochs} epochs: "
+              f"float32 {f1['float32']:.3f}, {chosen} {f1[chosen]:.3f}")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", required=True)
@@ -84,6 +126,8 @@ def main():
     parser.add_argument("--image-size", type=int, default=128)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--limit", type=int, default=1024, help="images used (a seeded sample of the folder)")
+    parser.add_argument("--precision", help="compare float32 with this precision (auto, bfloat16, float16) instead")
+    parser.add_argument("--epochs", type=int, default=3, help="with --precision: epochs before comparing macro-F1")
     args = parser.parse_args()
 
     layout = find_layout(args.data)
@@ -98,6 +142,9 @@ def main():
                    class_names=names, progress=False)
     decode_seconds = time.perf_counter() - start
     n = len(scanned.files)
+    if args.precision:
+        precision_comparison(scanned, names, args)
+        return
     augmentation = build_augmentation(seed=0)
     pipelines = {
         (kind, augmented): (make_dataset(scanned.pixels, scanned.labels, len(names), args.batch_size, shuffle=True,
@@ -110,7 +157,7 @@ def main():
         images_per_second(dataset, n)  # warm up: tracing, thread pools, file cache
     input_rate = {key: max(images_per_second(dataset, n) for _ in range(2)) for key, dataset in pipelines.items()}
 
-    model = build_model(args.model, args.image_size, len(names), resnet_weights=None)
+    model = build_model(args.model, args.image_size, len(names), None)
     model.compile(optimizer=keras.optimizers.Adam(1e-4), loss="categorical_crossentropy")
     train_rate = {"ours": 0.0, "naive": 0.0}
     for _ in range(2):  # alternate, keep the best of each: the machine is noisy
@@ -124,7 +171,8 @@ def main():
     print(f"model {args.model} at {args.image_size}px, batch {args.batch_size}, {n} images, "
           f"{os.cpu_count()} CPU cores, TensorFlow {tf.__version__}")
     print(f"one-time decode (scan, pHash, resize): {n / decode_seconds:8.1f} images/s")
-    for augmented, label in ((False, "input pipeline alone, no augmentation:"), (True, "input pipeline alone, augmented:")):
+    for augmented, label in ((False, "input pipeline alone, no augmentation:"),
+                             (True, "input pipeline alone, augmented:")):
         ours_input, naive_input = input_rate["ours", augmented], input_rate["naive", augmented]
         print(f"{label:40s} ours {ours_input:8.1f} images/s, naive {naive_input:8.1f} images/s, "
               f"ratio {ours_input / naive_input:.2f}x")

@@ -56,12 +56,12 @@ def classify(model, metadata: dict, file_path: str | None):
 
     if not file_path:  # the upload was cleared
         return None, None
-    result = decode_for_model(Path(file_path), metadata["image_size"])
+    result = decode_for_model(Path(file_path), metadata["image_size"], metadata.get("crop", False))
     if isinstance(result, Skipped):
         raise gr.Error(NOT_AN_IMAGE)
     heatmap, probabilities = gradcam(model, result)
     # Shown at DISPLAY_SIZE: the file decoded again at that size, the heatmap upsampled to it.
-    display = decode_for_model(Path(file_path), DISPLAY_SIZE)
+    display = decode_for_model(Path(file_path), DISPLAY_SIZE, metadata.get("crop", False))
     large = np.asarray(Image.fromarray(heatmap.astype(np.float32)).resize((DISPLAY_SIZE,) * 2,
                                                                           Image.Resampling.BILINEAR))
     return ({name: float(p) for name, p in zip(metadata["class_names"], probabilities)},

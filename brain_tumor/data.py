@@ -58,6 +58,7 @@ class ScannedData:
     pixels: np.ndarray  # (n, image_size, image_size, 3) uint8
     skipped: list[Skipped] = field(default_factory=list)
     modes: dict[str, int] = field(default_factory=dict)
+    crop: bool = False  # pixels cropped to the head (images.head_box) before resizing
 
 
 def _find_child(folder: Path, names: tuple[str, ...]) -> Path | None:
@@ -121,11 +122,11 @@ def list_class_files(folder: Path) -> tuple[dict[str, list[Path]], list[Skipped]
     return classes, stray
 
 
-def decode_or_skip(path: Path, image_size: int):
+def decode_or_skip(path: Path, image_size: int, crop: bool = False):
     if path.name.startswith("."):
         return Skipped(str(path), "hidden file")
     try:
-        return decode_image(path, image_size)
+        return decode_image(path, image_size, crop)
     except DECODE_ERRORS as error:
         return Skipped(str(path), f"not a readable image ({type(error).__name__}: {error})")
 
@@ -138,8 +139,10 @@ def _class_index(classes: list[str], class_names: list[str], folder: Path, role:
 
 
 def scan(layout: Layout, image_size: int, class_names: list[str] | None = None,
-         files: list[tuple[str, str]] | None = None, workers: int | None = None, progress: bool = True) -> ScannedData:
-    """Validate the layout, then decode every file once (in threads, with a progress bar).
+         files: list[tuple[str, str]] | None = None, workers: int | None = None, progress: bool = True,
+         crop: bool = False) -> ScannedData:
+    """Validate the layout, then decode every file once (in threads, with a progress bar); `crop`: each image cropped
+    to the head first (`images.head_box`).
 
     `class_names` fixes the label order (a saved model's classes) instead of the training folder's sorted names;
     `files`, as (path, class) pairs, replaces the folder listing (a manifest's rows).
@@ -162,7 +165,7 @@ def scan(layout: Layout, image_size: int, class_names: list[str] | None = None,
 
     workers = workers or min(8, os.cpu_count() or 1)
     with ThreadPoolExecutor(workers) as pool:
-        results = list(tqdm(pool.map(lambda job: decode_or_skip(job[0], image_size), jobs), total=len(jobs),
+        results = list(tqdm(pool.map(lambda job: decode_or_skip(job[0], image_size, crop), jobs), total=len(jobs),
                             desc=f"Decoding {len(jobs)} images", unit="img", disable=not progress))
 
     kept = [(job, result) for job, result in zip(jobs, results) if not isinstance(result, Skipped)]
@@ -189,6 +192,7 @@ def scan(layout: Layout, image_size: int, class_names: list[str] | None = None,
         pixels=np.stack([result.pixels for _, result in kept]),
         skipped=skipped,
         modes=modes,
+        crop=crop,
     )
 
 

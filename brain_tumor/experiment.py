@@ -38,9 +38,10 @@ def split_counts(prepared: PreparedData) -> dict:
 
 
 def prepare_data(layout: Layout, image_size: int, val_fraction: float, test_fraction: float, seed: int,
-                 out_dir: Path, max_distance: int = DEFAULT_MAX_DISTANCE, progress: bool = True) -> PreparedData:
+                 out_dir: Path, max_distance: int = DEFAULT_MAX_DISTANCE, progress: bool = True,
+                 crop: bool = False) -> PreparedData:
     """Scan and decode once, carve the grouped stratified splits, and write manifest.csv and data_report.json."""
-    scanned = scan(layout, image_size, progress=progress)
+    scanned = scan(layout, image_size, progress=progress, crop=crop)
     groups, splits = carve(scanned.phashes, scanned.labels, scanned.sources, val_fraction, test_fraction, seed,
                            max_distance)
     prepared = PreparedData(scanned, splits, groups)
@@ -63,11 +64,12 @@ def read_manifest(path: str | Path) -> tuple[pd.DataFrame, list[str]]:
     return manifest, pairs["class"].tolist()
 
 
-def load_prepared(manifest_path: str | Path, image_size: int, progress: bool = True) -> PreparedData:
+def load_prepared(manifest_path: str | Path, image_size: int, progress: bool = True,
+                  crop: bool = False) -> PreparedData:
     """Decode the images a manifest lists, in its splits; refuse files that changed since the manifest was written."""
     manifest, names = read_manifest(manifest_path)
     scanned = scan(Layout(Path(manifest_path).parent), image_size, class_names=names,
-                   files=list(zip(manifest["file"], manifest["class"])), progress=progress)
+                   files=list(zip(manifest["file"], manifest["class"])), progress=progress, crop=crop)
     actual = dict(zip(scanned.files, scanned.sha256s))
     changed = [f for f, sha in zip(manifest["file"], manifest["sha256"]) if actual.get(f) != sha]
     if changed:
@@ -76,36 +78,64 @@ def load_prepared(manifest_path: str | Path, image_size: int, progress: bool = T
     return PreparedData(scanned, manifest["split"].to_numpy(str), manifest["group"].to_numpy())
 
 
-def train_and_save(prepared: PreparedData, model_name: str, config, out_dir: Path,
-                   resnet_weights: str | None = "imagenet", class_weight: dict[int, float] | None = None,
-                   on_epoch: Callable[[dict], None] | None = None):
-    """Build and fit one model; save model.keras (best epoch, metadata inside), history.json/.csv, training.json.
-    Returns (model, training record)."""
-    from .models import build_model, count_params, save_model, spec_dict
-    from .training import best_epoch, fit
+def train_and_save(prepared: PreparedData, model_name: str, config, out_dir: Path, weights: str | None = None,
+                   class_weight: dict[int, float] | None = None, on_epoch: Callable[[dict], None] | None = None,
+                   fine_tune_layers: int = 0, precision: str = "float32"):
+    """Build and fit one model (a transfer model: then, with `fine_tune_layers`, its backbone's top layers at a tenth
+    of the learning rate); save model.keras (best epoch, float32, metadata inside), history.json/.csv and
+    training.json. Returns (model, training record)."""
+    from . import precision as mixed
+    from .models import build_model, count_params, save_model, spec_dict, unfreeze_top
+    from .training import best_epoch, fit, monitor_mode
 
     names = prepared.scanned.class_names
     image_size = prepared.scanned.image_size
-    model = build_model(model_name, image_size, len(names), resnet_weights)
+    recipe = config.recipe
+    spec = spec_dict(model_name)
+    resolved = mixed.use(precision)
+
+    def build():
+        return build_model(model_name, image_size, len(names), weights, normalize=recipe.normalize)
+
+    model = build()
     train, val = prepared.subset("train"), prepared.subset("val")
     if class_weight is None:
         class_weight = balanced_class_weights(train[1], len(names))
     print(f"Training {model_name}: {len(train[1])} train / {len(val[1])} validation images, "
-          f"{count_params(model)['total']:,} parameters, class weights "
+          f"{count_params(model)['total']:,} parameters, {resolved}, class weights "
           + ", ".join(f"{names[c]} {w:.3f}" for c, w in class_weight.items()))
     start = time.perf_counter()
     history = fit(model, train, val, len(names), config, class_weight, on_epoch=on_epoch)
-    best = best_epoch(history)
-    record = {"model": model_name, "spec": spec_dict(model_name), "params": count_params(model),
-              "config": asdict(config), "class_names": names, "image_size": image_size,
+    best = best_epoch(history, recipe.monitor)
+    if fine_tune_layers and spec["family"] == "transfer":
+        frozen = model.get_weights()
+        opened = unfreeze_top(model, fine_tune_layers)
+        print(f"Fine-tuning the top {fine_tune_layers} layers of the backbone ({opened} with weights) at a tenth of "
+              f"the learning rate")
+        tuned = fit(model, train, val, len(names), config, class_weight, lr_scale=0.1, stage="fine-tune",
+                    on_epoch=on_epoch and (lambda row: on_epoch({**row, "epoch": row["epoch"] + len(history)})))
+        tuned = [{**row, "epoch": row["epoch"] + len(history)} for row in tuned]
+        candidate = best_epoch(tuned, recipe.monitor)
+        if best_epoch([best, candidate], recipe.monitor) is candidate:
+            best = candidate
+        else:  # fine-tuning never beat the frozen stage: keep the frozen stage's best weights
+            model.set_weights(frozen)
+        history += tuned
+    model = mixed.float32_copy(model, build)
+    record = {"model": model_name, "spec": spec, "params": count_params(model), "recipe": asdict(recipe),
+              "batch_size": config.batch_size, "seed": config.seed, "precision": resolved,
+              "class_names": names, "image_size": image_size, "crop": prepared.scanned.crop,
               "class_weights": {names[c]: w for c, w in class_weight.items()},
-              "resnet_weights": (resnet_weights or "none") if model_name == "resnet50" else None,
-              "epochs_run": len(history), "best_epoch": best["epoch"], "best_val_loss": best["val_loss"],
-              "train_seconds": time.perf_counter() - start}
+              "weights": (weights or "none") if spec["family"] == "transfer" else None,
+              "fine_tune_layers": fine_tune_layers if spec["family"] == "transfer" else 0,
+              "epochs_run": len(history), "best_epoch": best["epoch"], "monitor": recipe.monitor,
+              "best_monitor": best[recipe.monitor], "best_val_loss": best["val_loss"],
+              "monitor_mode": monitor_mode(recipe.monitor), "train_seconds": time.perf_counter() - start}
     out_dir.mkdir(parents=True, exist_ok=True)
     save_model(model, out_dir / "model.keras", {
-        "model_name": model_name, "class_names": names, "image_size": image_size, "params": record["params"],
-        "val_accuracy": best["val_accuracy"], "val_loss": best["val_loss"], "brain_tumor_version": __version__})
+        "model_name": model_name, "class_names": names, "image_size": image_size, "crop": prepared.scanned.crop,
+        "params": record["params"], "val_accuracy": best["val_accuracy"], "val_loss": best["val_loss"],
+        "brain_tumor_version": __version__})
     (out_dir / "history.json").write_text(json.dumps(history, indent=2))
     pd.DataFrame(history).to_csv(out_dir / "history.csv", index=False)
     (out_dir / "training.json").write_text(json.dumps(record, indent=2))
@@ -150,17 +180,18 @@ def predictions_frame(prepared: PreparedData, probabilities: dict[str, np.ndarra
     return pd.concat(frames, ignore_index=True)
 
 
-def train_one(prepared: PreparedData, model_name: str, config, out_dir: Path,
-              resnet_weights: str | None = "imagenet") -> dict:
+def train_one(prepared: PreparedData, model_name: str, config, out_dir: Path, weights: str | None = None,
+              fine_tune_layers: int = 0, precision: str = "float32") -> dict:
     """Train, save and evaluate one model (`brain-tumor train`); writes metrics.json too."""
-    model, record = train_and_save(prepared, model_name, config, out_dir, resnet_weights)
+    model, record = train_and_save(prepared, model_name, config, out_dir, weights,
+                                   fine_tune_layers=fine_tune_layers, precision=precision)
     results = {**record, **evaluate_splits(model, prepared)}
     (out_dir / "metrics.json").write_text(json.dumps(results, indent=2))
     return results
 
 
 def load_labelled(data: str | Path, class_names: list[str], image_size: int, split: str | None = None,
-                  progress: bool = True) -> tuple[np.ndarray, np.ndarray, list]:
+                  progress: bool = True, crop: bool = False) -> tuple[np.ndarray, np.ndarray, list]:
     """Pixels and labels (in the model's class order) from a folder of class folders, or from a manifest.csv and
     one of its splits. Returns (pixels, labels, skipped)."""
     data = Path(data)
@@ -172,11 +203,11 @@ def load_labelled(data: str | Path, class_names: list[str], image_size: int, spl
             raise UserError(f"No rows with split '{split}' in {data}; splits there: "
                             f"{', '.join(sorted(pd.read_csv(data)['split'].unique()))}.")
         scanned = scan(Layout(data.parent), image_size, class_names=class_names,
-                       files=list(zip(manifest["file"], manifest["class"])), progress=progress)
+                       files=list(zip(manifest["file"], manifest["class"])), progress=progress, crop=crop)
     else:
         layout = find_layout(data)
         folder = layout.test_dir or layout.train_dir  # ROOT/Training + ROOT/Testing: evaluate on Testing
-        scanned = scan(Layout(folder), image_size, class_names=class_names, progress=progress)
+        scanned = scan(Layout(folder), image_size, class_names=class_names, progress=progress, crop=crop)
     return scanned.pixels, scanned.labels, scanned.skipped
 
 
@@ -186,7 +217,8 @@ def evaluate_saved(model_path: str | Path, data: str | Path, split: str | None =
     from .models import load_model
 
     model, metadata = load_model(model_path)
-    pixels, labels, skipped = load_labelled(data, metadata["class_names"], metadata["image_size"], split, progress)
+    pixels, labels, skipped = load_labelled(data, metadata["class_names"], metadata["image_size"], split, progress,
+                                            metadata.get("crop", False))
     results = evaluate_predictions(labels, predict_probabilities(model, pixels), metadata["class_names"])
     results.update(model=metadata["model_name"], data=str(data), split=split, skipped_count=len(skipped),
                    skipped=[{"path": s.path, "reason": s.reason} for s in skipped])

@@ -7,6 +7,7 @@ the same images to ClearML. `report.py` assembles them into report.html.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -66,24 +67,27 @@ def leakage(prepared, out: Path, seed: int = 0) -> tuple[dict, dict[str, Path]]:
                 images += [prepared.scanned.pixels[index[pair["test_file"]]],
                            prepared.scanned.pixels[index[pair["match_file"]]]]
                 titles += [f"test: {pair['test_class']}\n{Path(pair['test_file']).name}",
-                           f"{pair['match_split']}: {pair['match_class']}, {pair['distance']} bits\n"
-                           f"{Path(pair['match_file']).name}"]
+                           (f"{pair['match_split']}: {pair['match_class']}, {pair['distance']} bits\n"
+                            f"{Path(pair['match_file']).name}")]
             figures[title] = plots.save(plots.image_grid(images, titles, title, ncols=4), out / name)
     return result, figures
 
 
-def training(history: list[dict], model_name: str, summary: str, out: Path) -> dict[str, Path]:
-    """Curves (accuracy, loss, learning rate, epoch time) and the Keras model summary as text."""
+def training(history: list[dict], model_name: str, summary: str, out: Path, best_epoch: int | None = None,
+             monitor: str | None = None) -> dict[str, Path]:
+    """Curves (accuracy, loss, macro-F1, learning rate, epoch time; where fine-tuning starts) and the Keras model
+    summary as text. `best_epoch`/`monitor`: the epoch early stopping kept, marked on the curves when given."""
     out.mkdir(parents=True, exist_ok=True)
     (out / "summary.txt").write_text(summary)
-    return {f"{model_name} training curves": plots.save(plots.training_curves(history, model_name),
-                                                        out / "curves.png")}
+    return {f"{model_name} training curves": plots.save(plots.training_curves(history, model_name, best_epoch,
+                                                                              monitor), out / "curves.png")}
 
 
 def evaluation(model, model_name: str, metrics: dict, prepared, probabilities: dict[str, np.ndarray], out: Path,
                seed: int = 0) -> dict[str, Path]:
     """On the held-out split (test, else validation): confusion matrices, classification report, a grid of correct
-    and wrong predictions with their confidence and Grad-CAM, and the reliability diagram."""
+    and wrong predictions with their confidence and Grad-CAM, and the reliability diagram; and the confusion
+    matrices of every external set in `metrics["external"]`."""
     from .gradcam import gradcam, overlay
 
     out.mkdir(parents=True, exist_ok=True)
@@ -115,7 +119,21 @@ def evaluation(model, model_name: str, metrics: dict, prepared, probabilities: d
         f"{model_name} sample predictions": plots.save(grid, out / "predictions.png"),
         f"{model_name} reliability": plots.save(
             plots.reliability_diagram(calibration["bins"], calibration["ece"], model_name), out / "reliability.png"),
+        **external_confusions(model_name, metrics, names, out),
     }
+
+
+def external_figure_name(set_name: str) -> str:
+    """The file of an external set's confusion matrices in a model's evaluation folder (a set named parent/name when
+    two folders share a name: any character unsafe in a file name becomes _)."""
+    return f"external_{re.sub(r'[^A-Za-z0-9_.-]+', '_', set_name)}_confusion.png"
+
+
+def external_confusions(model_name: str, metrics: dict, class_names: list[str], out: Path) -> dict[str, Path]:
+    """Confusion matrices (counts and row-normalised) of each external set the model was evaluated on."""
+    return {f"{model_name} confusion matrices, external set {set_name}": plots.save(
+        plots.confusion_matrices(external["confusion_matrix"], class_names, model_name, f"external set {set_name}"),
+        out / external_figure_name(set_name)) for set_name, external in metrics.get("external", {}).items()}
 
 
 def comparison(rows: list[dict], histories: dict[str, list[dict]], champion: str, out: Path) -> dict[str, Path]:

@@ -26,9 +26,21 @@ def target_layer_index(model) -> int:
     raise ValueError(f"Model {model.name} has no convolutional layer for Grad-CAM.")
 
 
+def explained_model(model):
+    """The model whose feature maps Grad-CAM reads: the model itself, or for an ensemble (nested models that output
+    probabilities, no feature maps of its own) its heaviest member, which `ensemble.build_ensemble` puts first."""
+    has_maps = any(isinstance(layer, keras.layers.Conv2D) or (isinstance(layer, keras.Model)
+                                                               and len(layer.output.shape) == 4)
+                   for layer in model.layers)
+    members = [layer for layer in model.layers if isinstance(layer, keras.Model)]
+    return members[0] if not has_maps and members else model
+
+
 def gradcam(model, pixels: np.ndarray, class_index: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Heatmap (H×W in [0, 1], the image's size) for one image of raw pixels (H×W×3, 0..255) and the class
-    probabilities. `class_index`: the class to explain; default the predicted one."""
+    probabilities. `class_index`: the class to explain; default the predicted one. An ensemble is explained through
+    its heaviest member (whose probabilities are then returned)."""
+    model = explained_model(model)
     target = target_layer_index(model)
     x = tf.convert_to_tensor(pixels[None].astype(np.float32))
     with tf.GradientTape() as tape:

@@ -10,6 +10,7 @@ from pathlib import Path
 import imagehash
 import numpy as np
 from PIL import Image, UnidentifiedImageError
+from scipy import ndimage
 
 # What a file can fail with while being opened and fully decoded; each becomes a counted skip, never a crash.
 DECODE_ERRORS = (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError)
@@ -43,8 +44,25 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def decode_image(path: str | Path, image_size: int) -> DecodedImage:
-    """Open, fully decode and resize one file. Raises one of DECODE_ERRORS for anything that is not a whole image."""
+def head_box(rgb: Image.Image, margin: float = 0.03) -> tuple[int, int, int, int]:
+    """The square (left, top, right, bottom) around the head: the bounding box of the largest connected region
+    brighter than a tenth of the image's maximum (so a caption or a stray bright pixel does not count), widened by
+    `margin` and made square about its centre. The whole image when nothing is found."""
+    grey = np.asarray(rgb.convert("L"), dtype=np.float32)
+    width, height = rgb.size
+    regions, count = ndimage.label(grey > 0.1 * grey.max()) if grey.max() > 0 else (None, 0)
+    if not count:
+        return 0, 0, width, height
+    largest = 1 + int(np.argmax(ndimage.sum_labels(np.ones_like(grey), regions, range(1, count + 1))))
+    rows, cols = ndimage.find_objects((regions == largest).astype(np.int32))[0]
+    side = max(rows.stop - rows.start, cols.stop - cols.start) * (1 + 2 * margin)
+    cy, cx = (rows.start + rows.stop) / 2, (cols.start + cols.stop) / 2
+    return round(cx - side / 2), round(cy - side / 2), round(cx + side / 2), round(cy + side / 2)
+
+
+def decode_image(path: str | Path, image_size: int, crop: bool = False) -> DecodedImage:
+    """Open, fully decode and resize one file; with `crop`, to the head's bounding box first (outside the image is
+    black). Raises one of DECODE_ERRORS for anything that is not a whole image."""
     data = Path(path).read_bytes()
     if not data:
         raise ValueError("empty file (0 bytes)")
@@ -52,7 +70,9 @@ def decode_image(path: str | Path, image_size: int) -> DecodedImage:
         image.load()  # forces the full decode: truncated files fail here, not later in training
         mode, original_size = image.mode, image.size
         rgb = to_rgb(image)
-    phash = str(imagehash.phash(rgb))
+    phash = str(imagehash.phash(rgb))  # of the whole image, whatever the crop: the split does not depend on it
+    if crop:
+        rgb = rgb.crop(head_box(rgb))
     resized = rgb.resize((image_size, image_size), Image.Resampling.BILINEAR)
     return DecodedImage(
         pixels=np.asarray(resized, dtype=np.uint8),

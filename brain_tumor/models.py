@@ -1,7 +1,8 @@
-"""The four models, by name, and how a trained one is saved with what it needs to be used again.
+"""The models, by name (`model_specs.py`), and how a trained one is saved with what it needs to be used again.
 
-Every model takes raw pixels in [0, 255] and does its own preprocessing as its first layer (1/255 for the custom
-CNNs, ResNet50's `preprocess_input` for ResNet50), so training and prediction cannot disagree on it.
+Every model takes raw pixels in [0, 255] and does its own preprocessing as its first layers (1/255 and optionally
+per-image standardisation for the custom CNNs, the backbone's own for a transfer model), so training and prediction
+cannot disagree on it.
 """
 
 from __future__ import annotations
@@ -26,18 +27,49 @@ BN_MOMENTUM = 0.9
 
 
 @keras.saving.register_keras_serializable(package="brain_tumor")
-class ResNet50Preprocess(layers.Layer):
-    """ResNet50's own input preprocessing (RGB→BGR, ImageNet mean subtracted), as a saveable layer."""
+class BackbonePreprocess(layers.Layer):
+    """A backbone's own input preprocessing (`keras.applications.<module>.preprocess_input`), as a saveable layer."""
+
+    def __init__(self, module: str, **kwargs):
+        super().__init__(**kwargs)
+        self.module = module
 
     def call(self, images):
-        return keras.applications.resnet50.preprocess_input(images)
+        return getattr(keras.applications, self.module).preprocess_input(images)
+
+    def get_config(self):
+        return {**super().get_config(), "module": self.module}
 
 
-def build_cnn_model(filters_list, kernel_size, dropout_rate, image_size=224, num_classes=4, name="cnn"):
+@keras.saving.register_keras_serializable(package="brain_tumor")
+class ResNet50Preprocess(BackbonePreprocess):
+    """The name models saved by version 0.1 give ResNet50's preprocessing: they still load."""
+
+    def __init__(self, **kwargs):
+        kwargs.pop("module", None)
+        super().__init__("resnet50", **kwargs)
+
+
+@keras.saving.register_keras_serializable(package="brain_tumor")
+class PerImageStandardization(layers.Layer):
+    """Each image to mean 0 and standard deviation 1 over its pixels (the floor on the deviation keeps a blank image
+    finite), so scanners' intensity ranges matter less."""
+
+    def call(self, images):
+        mean = keras.ops.mean(images, axis=(1, 2, 3), keepdims=True)
+        std = keras.ops.std(images, axis=(1, 2, 3), keepdims=True)
+        floor = 1.0 / float(images.shape[1] * images.shape[2] * images.shape[3]) ** 0.5
+        return (images - mean) / keras.ops.maximum(std, floor)
+
+
+def build_cnn_model(filters_list, kernel_size, dropout_rate, image_size=224, num_classes=4, name="cnn",
+                    normalize: bool = False):
     """The seed's factory: per filter count Conv2D(same, relu) → BatchNorm → MaxPool 2×2; then Flatten → Dense 128 →
-    Dropout → Dense softmax."""
+    Dropout → Dense softmax (kept in float32 under mixed precision). `normalize`: per-image standardisation first."""
     inputs = keras.Input((image_size, image_size, 3), name="pixels")
     x = layers.Rescaling(1 / 255, name="rescale")(inputs)
+    if normalize:
+        x = PerImageStandardization(name="standardize")(x)
     for filters in filters_list:
         x = layers.Conv2D(filters, kernel_size, padding="same", activation="relu")(x)
         x = layers.BatchNormalization(momentum=BN_MOMENTUM)(x)
@@ -45,45 +77,75 @@ def build_cnn_model(filters_list, kernel_size, dropout_rate, image_size=224, num
     x = layers.Flatten()(x)
     x = layers.Dense(128, activation="relu")(x)
     x = layers.Dropout(dropout_rate)(x)
-    outputs = layers.Dense(num_classes, activation="softmax", name="probabilities")(x)
+    outputs = layers.Dense(num_classes, activation="softmax", name="probabilities", dtype="float32")(x)
     return keras.Model(inputs, outputs, name=name)
 
 
-def build_resnet50(image_size=224, num_classes=4, weights: str | None = "imagenet"):
-    """Frozen ResNet50 base and the seed's head. `weights`: "imagenet" (Keras downloads once, then reads its cache
-    in ~/.keras/models), a local weights file (air-gapped clusters), or None."""
-    if weights not in (None, "imagenet") and not Path(weights).is_file():
-        raise UserError(f"ResNet50 weights file not found: {weights}. Give the path of "
-                        f"resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5, 'imagenet' or 'none'.")
+def weights_source(spec, weights: str | None) -> str | None:
+    """What Keras loads for a backbone: "imagenet" (downloaded once into ~/.keras/models, or found there), a local
+    weights file, the backbone's file in a local folder (air-gapped clusters), or None (random weights)."""
+    if weights in (None, "imagenet"):
+        return weights
+    path = Path(weights)
+    if path.is_dir():
+        path = path / spec.weights_file
+    if not path.is_file():
+        raise UserError(f"{spec.backbone} weights not found: {path}. Give 'imagenet', 'none', the weights file "
+                        f"({spec.weights_file}) or a folder holding it.")
+    return str(path)
+
+
+def build_transfer(spec, image_size=224, num_classes=4, weights: str | None = "imagenet"):
+    """The backbone, frozen, and the seed's head: GlobalAveragePooling → Dense 256 → BatchNorm → Dropout 0.5 →
+    Dense 128 → Dropout 0.3 → Dense softmax."""
+    source = weights_source(spec, weights)
     try:
-        base = keras.applications.ResNet50(include_top=False, weights=weights,
-                                           input_shape=(image_size, image_size, 3))
-    except UserError:
-        raise
+        base = getattr(keras.applications, spec.backbone)(include_top=False, weights=source,
+                                                          input_shape=(image_size, image_size, 3))
     except Exception as error:  # no network, a truncated cache, a file for another architecture
         raise UserError(
-            f"Could not load ResNet50 weights '{weights}': {error}. Without internet access, copy "
-            f"resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5 to ~/.keras/models/ or pass its path with "
-            f"--resnet-weights PATH; --resnet-weights none trains from random weights.") from None
+            f"Could not load {spec.backbone} weights '{weights}': {error}. Without internet access, copy "
+            f"{spec.weights_file} to ~/.keras/models/ or give its path or folder; 'none' trains from random "
+            f"weights.") from None
     base.trainable = False
     inputs = keras.Input((image_size, image_size, 3), name="pixels")
-    x = ResNet50Preprocess(name="resnet50_preprocess")(inputs)
-    x = base(x, training=False)  # BatchNorm statistics of the frozen base stay ImageNet's
+    x = BackbonePreprocess(spec.preprocess, name=f"{spec.name}_preprocess")(inputs) if spec.preprocess else inputs
+    x = base(x, training=False)  # BatchNorm statistics of the backbone stay ImageNet's, also when fine-tuned
     x = layers.GlobalAveragePooling2D()(x)
     x = layers.Dense(256, activation="relu")(x)
     x = layers.BatchNormalization(momentum=BN_MOMENTUM)(x)
     x = layers.Dropout(0.5)(x)
     x = layers.Dense(128, activation="relu")(x)
     x = layers.Dropout(0.3)(x)
-    outputs = layers.Dense(num_classes, activation="softmax", name="probabilities")(x)
-    return keras.Model(inputs, outputs, name="resnet50")
+    outputs = layers.Dense(num_classes, activation="softmax", name="probabilities", dtype="float32")(x)
+    return keras.Model(inputs, outputs, name=spec.name)
 
 
-def build_model(name: str, image_size: int = 224, num_classes: int = 4, resnet_weights: str | None = "imagenet"):
+def backbone_of(model):
+    """The nested keras.applications model of a transfer model."""
+    return next(layer for layer in model.layers if isinstance(layer, keras.Model))
+
+
+def unfreeze_top(model, layers_count: int) -> int:
+    """Make the top `layers_count` layers of a transfer model's backbone trainable, BatchNormalization layers
+    excepted (they stay frozen, in inference mode). Returns how many layers became trainable."""
+    base = backbone_of(model)
+    base.trainable = True
+    opened = 0
+    for index, layer in enumerate(base.layers):
+        top = index >= len(base.layers) - layers_count
+        layer.trainable = top and not isinstance(layer, layers.BatchNormalization)
+        opened += int(layer.trainable and bool(layer.weights))
+    return opened
+
+
+def build_model(name: str, image_size: int = 224, num_classes: int = 4, weights: str | None = "imagenet",
+                normalize: bool = False):
     spec = get_spec(name)
     if spec.family == "transfer":
-        return build_resnet50(image_size, num_classes, resnet_weights)
-    return build_cnn_model(spec.filters, spec.kernel_size, spec.dropout, image_size, num_classes, name=name)
+        return build_transfer(spec, image_size, num_classes, weights)
+    return build_cnn_model(spec.filters, spec.kernel_size, spec.dropout, image_size, num_classes, name=name,
+                           normalize=normalize)
 
 
 def count_params(model) -> dict[str, int]:

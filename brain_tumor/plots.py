@@ -25,17 +25,57 @@ from matplotlib.ticker import MaxNLocator
 from .model_specs import MODEL_SPECS
 
 _TAB10 = [to_hex(c) for c in plt.get_cmap("tab10").colors]
-MODEL_COLOURS = {"cnn_a": _TAB10[0], "cnn_b": _TAB10[1], "cnn_c": _TAB10[2], "resnet50": _TAB10[3]}
 SPLIT_COLOURS = {"train": "#66c2a5", "val": "#fc8d62", "test": "#8da0cb"}
 TRANSFER_MODELS = tuple(name for name, spec in MODEL_SPECS.items() if spec.family == "transfer")
+# steps/baselines.py names its rows baseline_<name> (brain_tumor.baselines.BASELINES); not imported from there, so
+# that every step drawing figures does not depend on scikit-learn's code (a step's code is what it imports)
+BASELINE_MODELS = ("baseline_knn", "baseline_logreg")
+BASELINE_GREYS = ["#7f7f7f", "#b8b8b8", "#4a4a4a", "#d9d9d9"]
+BASELINE_HATCH = "xx"
+FAMILY_TITLES = {"custom_cnn": "Custom CNNs", "transfer": "Transfer\nlearning", "ensemble": "Ensemble",
+                 "baseline": "Baselines"}
+
+
+def _fixed_colours() -> dict[str, str]:
+    """cnn_a/b/c and resnet50 keep the report's first four colours; every other known model, then the ensemble, takes
+    the next free tab10 colour (then Dark2's); the baselines are greys, so that they read as references."""
+    colours = {"cnn_a": _TAB10[0], "cnn_b": _TAB10[1], "cnn_c": _TAB10[2], "resnet50": _TAB10[3],
+               "ensemble": _TAB10[6]}
+    grey = {_TAB10[7], to_hex(plt.get_cmap("Dark2").colors[-1])}
+    spare = [c for c in _TAB10 + [to_hex(c) for c in plt.get_cmap("Dark2").colors]
+             if c not in colours.values() and c not in grey]
+    for name in MODEL_SPECS:
+        if name not in colours:
+            colours[name] = spare.pop(0)
+    colours.update(zip(BASELINE_MODELS, BASELINE_GREYS))
+    return colours
+
+
+MODEL_COLOURS = _fixed_colours()
+_SPARE = [c for c in _TAB10 if c not in MODEL_COLOURS.values() and c != _TAB10[7]] or _TAB10
 
 
 def model_colour(name: str) -> str:
-    """A model's colour: fixed for the four known models, stable (by CRC32) among the other tab10 colours otherwise."""
+    """A model's colour: fixed for every known model, the ensemble and the baselines; stable (by CRC32) among the
+    unused tab10 colours otherwise (greys for an unknown baseline)."""
     if name in MODEL_COLOURS:
         return MODEL_COLOURS[name]
-    spare = _TAB10[len(MODEL_COLOURS):]
-    return spare[zlib.crc32(name.encode()) % len(spare)]
+    pool = BASELINE_GREYS if is_baseline(name) else _SPARE
+    return pool[zlib.crc32(name.encode()) % len(pool)]
+
+
+def is_baseline(model: str) -> bool:
+    return model in BASELINE_MODELS or model.startswith("baseline_")
+
+
+def family_of(row: dict) -> str:
+    """A comparison row's family: its column when present, else from the model's name."""
+    if row.get("family"):
+        return row["family"]
+    model = row["model"]
+    if is_baseline(model):
+        return "baseline"
+    return "ensemble" if model == "ensemble" else "transfer" if model in TRANSFER_MODELS else "custom_cnn"
 
 
 def save(figure: Figure, path: str | Path) -> Path:
@@ -60,7 +100,9 @@ def _empty(ax, text: str) -> None:
 
 
 def _human(n: float) -> str:
-    """1234567 → '1.23M'."""
+    """1234567 → '1.23M'; NaN → '–'."""
+    if math.isnan(n):
+        return "–"
     for size, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
         if abs(n) >= size:
             return f"{n / size:.3g}{suffix}"
@@ -125,40 +167,72 @@ def image_grid(images: list[np.ndarray], titles: list[str], title: str, ncols: i
     return fig
 
 
-def training_curves(history: list[dict], model: str) -> Figure:
-    """2×2: accuracy and loss (train dashed, validation solid), learning rate (log) and epoch duration."""
-    fig, axes = plt.subplots(2, 2, figsize=(11, 7.5), layout="constrained")
+def fine_tune_start(history: list[dict]) -> int | None:
+    """The first epoch of the fine-tune stage (transfer models with fine-tuned layers), or None."""
+    return next((row["epoch"] for row in history if row.get("stage") == "fine-tune"), None)
+
+
+def training_curves(history: list[dict], model: str, best_epoch: int | None = None,
+                    monitor: str | None = None) -> Figure:
+    """Accuracy, loss and (when logged) macro-F1, train dashed and validation solid; learning rate (log) and epoch
+    duration. `best_epoch`: the epoch whose weights were kept (by `monitor`); without it each panel marks its own
+    validation optimum, since the history alone does not say what early stopping watched. A dashed purple line
+    marks where fine-tuning starts."""
+    scores = [("accuracy", "Accuracy", max), ("loss", "Loss", min)]
+    if any("val_macro_f1" in row for row in history):
+        scores.append(("macro_f1", "Macro-F1", max))
+    width = len(scores)
+    fig, axes = plt.subplot_mosaic([[s[0] for s in scores for _ in range(2)],
+                                    ["learning_rate"] * width + ["epoch_seconds"] * width],
+                                   figsize=(5.5 * width, 7.5), layout="constrained")
     fig.suptitle(f"{model} — training history")
     colour = model_colour(model)
     epochs = [row["epoch"] for row in history]
+    tuned = fine_tune_start(history)
 
     def column(key: str) -> list[float]:
         return [_number(row.get(key)) for row in history]
 
-    best = min(history, key=lambda row: row.get("val_loss", math.inf))["epoch"] if history else None
-    for ax, metric, label in ((axes[0, 0], "accuracy", "Accuracy"), (axes[0, 1], "loss", "Loss")):
+    for metric, label, best_of in scores:
+        ax = axes[metric]
         ax.plot(epochs, column(metric), "--o", color=colour, alpha=0.7, markersize=4, label="train")
         ax.plot(epochs, column(f"val_{metric}"), "-o", color=colour, markersize=4, label="validation")
-        if best is not None:
-            ax.axvline(best, color="grey", linestyle=":", label=f"best epoch ({best})")
+        if best_epoch is not None:
+            ax.axvline(best_epoch, color="grey", linestyle=":",
+                       label=f"kept epoch ({best_epoch}{f', by {monitor}' if monitor else ''})")
+        else:
+            rows = [row for row in history if not math.isnan(_number(row.get(f"val_{metric}")))]
+            if rows:
+                best = best_of(rows, key=lambda row: row[f"val_{metric}"])["epoch"]
+                ax.axvline(best, color="grey", linestyle=":",
+                           label=f"{'highest' if best_of is max else 'lowest'} validation {label.lower()} ({best})")
         ax.set_title(f"{label}: train vs validation")
         ax.set_ylabel(label)
-        ax.legend()
-    axes[1, 0].plot(epochs, column("learning_rate"), "-o", color=colour, markersize=4, drawstyle="steps-mid")
-    axes[1, 0].set_yscale("log")
+    axes["learning_rate"].plot(epochs, column("learning_rate"), "-o", color=colour, markersize=4,
+                               drawstyle="steps-mid")
+    axes["learning_rate"].set_yscale("log")
     rates = sorted({r for r in column("learning_rate") if r > 0})
     if 0 < len(rates) <= 8:  # label the rates the run used, not a log axis's minor ticks
-        axes[1, 0].minorticks_off()
-        axes[1, 0].set_yticks(rates, [f"{r:.3g}" for r in rates])
-    axes[1, 0].set_title("Learning rate per epoch")
-    axes[1, 0].set_ylabel("Learning rate")
-    axes[1, 1].bar(epochs, column("epoch_seconds"), color=colour, alpha=0.8)
-    axes[1, 1].set_title("Epoch duration")
-    axes[1, 1].set_ylabel("Seconds")
-    for ax in axes.flat:
+        axes["learning_rate"].minorticks_off()
+        axes["learning_rate"].set_yticks(rates, [f"{r:.3g}" for r in rates])
+    axes["learning_rate"].set_title("Learning rate per epoch")
+    axes["learning_rate"].set_ylabel("Learning rate")
+    bars = axes["epoch_seconds"].bar(epochs, column("epoch_seconds"), color=colour, alpha=0.8)
+    for bar, row in zip(bars, history):
+        if row.get("stage") == "fine-tune":
+            bar.set_hatch("//")
+    axes["epoch_seconds"].set_title("Epoch duration")
+    axes["epoch_seconds"].set_ylabel("Seconds")
+    for name, ax in axes.items():
         ax.set_xlabel("Epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
+        if tuned is not None:
+            ax.axvline(tuned - 0.5, color="purple", linestyle="--", label=f"fine-tuning starts (epoch {tuned})")
+            ax.annotate("fine-tune →", (tuned - 0.5, 1), xycoords=("data", "axes fraction"), xytext=(3, -3),
+                        textcoords="offset points", ha="left", va="top", color="purple", fontsize=9)
+        if name in {metric for metric, _, _ in scores} and history:
+            ax.legend(fontsize=8)
         if not history:
             _empty(ax, "no epochs")
     return fig
@@ -216,49 +290,94 @@ def reliability_diagram(bins: list[dict], ece: float, model: str) -> Figure:
     return fig
 
 
+def _mark_missing(ax, x, values: list[float], text: str) -> None:
+    """Say so at the foot of the axes where a model has no bar (a baseline's parameters: it has none)."""
+    for xi, value in zip(x, values):
+        if math.isnan(value):
+            ax.annotate(text, (xi, 0), xycoords=("data", "axes fraction"), xytext=(0, 4), textcoords="offset points",
+                        ha="center", va="bottom", fontsize=8, color="dimgrey")
+
+
+def _bar_style(bars, rows: list[dict], champion: str | None) -> None:
+    """Baselines light and cross-hatched, the champion hatched with a thick edge."""
+    for bar, row in zip(bars, rows):
+        if family_of(row) == "baseline":
+            bar.set_hatch(BASELINE_HATCH)
+            bar.set_alpha(0.75)
+        if row["model"] == champion:
+            bar.set_hatch("//")
+            bar.set_linewidth(2)
+
+
+def _style_legend(rows: list[dict], champion: str | None) -> list[Patch]:
+    handles = []
+    if champion in [row["model"] for row in rows]:
+        handles.append(Patch(facecolor="white", edgecolor="black", linewidth=2, hatch="//",
+                             label=f"champion ({champion}, chosen on validation)"))
+    if any(family_of(row) == "baseline" for row in rows):
+        handles.append(Patch(facecolor="lightgrey", edgecolor="black", hatch=BASELINE_HATCH,
+                             label="baseline (no CNN; never a candidate)"))
+    return handles
+
+
 def comparison_bars(rows: list[dict], champion: str | None = None) -> Figure:
-    """2×2 bars per model: validation accuracy and loss, parameters (log) and training time; champion hatched."""
-    fig, axes = plt.subplots(2, 2, figsize=(12, 8), layout="constrained")
+    """2×3 bars per model, baselines included: validation macro-F1 with its 95 % interval, accuracy, glioma recall
+    and log loss, parameters (log) and training time; champion hatched, baselines grey and cross-hatched."""
+    fig, axes = plt.subplots(2, 3, figsize=(16, 9), layout="constrained")
     fig.suptitle("Model comparison (validation)" + (f" — champion: {champion}" if champion else ""))
     models = [row["model"] for row in rows]
     colours = [model_colour(m) for m in models]
-    panels = [("val_acc", "Validation accuracy", "Accuracy", "{:.3f}"),
-              ("val_loss", "Validation loss", "Loss", "{:.3f}"),
+    panels = [("val_macro_f1", "Validation macro-F1 (95 % interval)", "Macro-F1", "{:.3f}"),
+              ("val_acc", "Validation accuracy", "Accuracy", "{:.3f}"),
+              ("val_glioma_recall", "Validation glioma recall", "Recall", "{:.2f}"),
+              ("val_loss", "Validation log loss", "Loss", "{:.3f}"),
               ("params_total", "Parameters (total)", "Parameters (log scale)", None),
               ("train_seconds", "Training time", "Seconds", "{:.0f} s")]
     for ax, (key, title, ylabel, fmt) in zip(axes.flat, panels):
         ax.set_title(title)
-        if not rows:
-            _empty(ax, "no models")
-            continue
         values = [(_positive if key == "params_total" else _number)(row.get(key)) for row in rows]
-        bars = ax.bar(models, values, color=colours, edgecolor="black", linewidth=0.6)
-        for bar, model in zip(bars, models):
-            if model == champion:
-                bar.set_hatch("//")
-                bar.set_linewidth(2)
-        ax.bar_label(bars, [("–" if math.isnan(v) else _human(v) if fmt is None else fmt.format(v)) for v in values],
-                     fontsize=9, padding=2)
+        if all(math.isnan(v) for v in values):
+            _empty(ax, "no models" if not rows else "not recorded")
+            continue
+        x = np.arange(len(models))
+        bars = ax.bar(x, values, color=colours, edgecolor="black", linewidth=0.6)
+        _bar_style(bars, rows, champion)
+        labels = [("–" if math.isnan(v) else _human(v) if fmt is None else fmt.format(v)) for v in values]
+        if key == "val_macro_f1":
+            low = np.array([_number(row.get("val_macro_f1_low")) for row in rows])
+            high = np.array([_number(row.get("val_macro_f1_high")) for row in rows])
+            values = np.array(values)
+            ax.errorbar(x, values, yerr=[np.nan_to_num(values - low), np.nan_to_num(high - values)], fmt="none",
+                        ecolor="black", elinewidth=1.2, capsize=5)
+            for xi, top, label in zip(x, np.where(np.isnan(high), values, high), labels):  # above the whisker
+                ax.annotate(label, (xi, top), xytext=(0, 3), textcoords="offset points", ha="center", fontsize=9)
+        else:
+            ax.bar_label(bars, labels, fontsize=9, padding=2)
+        ax.set_xticks(x, models)
+        _rotate(ax, models)
         ax.set_ylabel(ylabel)
         ax.grid(axis="y", alpha=0.3)
         if key == "params_total":
             ax.set_yscale("log")
             ax.set_ylim(np.nanmin(values) / 3, np.nanmax(values) * 4)
-        elif key == "val_acc":
-            ax.set_ylim(0, 1.1)
+            _mark_missing(ax, x, values, "none")
+        elif key in ("val_acc", "val_macro_f1", "val_glioma_recall"):
+            ax.set_ylim(0, 1.12)
         else:
             ax.margins(y=0.15)
         for label in ax.get_xticklabels():
             if label.get_text() == champion:
                 label.set_fontweight("bold")
-    if champion in models:
-        fig.legend(handles=[Patch(facecolor="white", edgecolor="black", linewidth=2, hatch="//",
-                                  label=f"champion ({champion}, chosen on validation)")], loc="outside lower center")
+    handles = _style_legend(rows, champion)
+    if handles:
+        fig.legend(handles=handles, loc="outside lower center", ncols=len(handles))
     return fig
 
 
 def overlaid_curves(histories: dict[str, list[dict]]) -> Figure:
-    """All models on one figure: accuracy and loss per epoch, validation solid, train dashed."""
+    """All trained models on one figure: accuracy and loss per epoch, validation solid, train dashed; a model's
+    fine-tune epochs start at a cross. Models without a history (the ensemble) are left out."""
+    histories = {model: history for model, history in histories.items() if history}
     fig, axes = plt.subplots(1, 2, figsize=(13, 5), layout="constrained")
     fig.suptitle("Training curves of all models")
     for ax, metric, label in ((axes[0], "accuracy", "Accuracy"), (axes[1], "loss", "Loss")):
@@ -267,6 +386,11 @@ def overlaid_curves(histories: dict[str, list[dict]]) -> Figure:
             colour = model_colour(model)
             ax.plot(epochs, [_number(r.get(f"val_{metric}")) for r in history], "-", color=colour, linewidth=2)
             ax.plot(epochs, [_number(r.get(metric)) for r in history], "--", color=colour, alpha=0.7)
+            tuned = fine_tune_start(history)
+            if tuned is not None:
+                row = next(r for r in history if r["epoch"] == tuned)
+                ax.plot([tuned], [_number(row.get(f"val_{metric}"))], "X", color=colour, markersize=10,
+                        markeredgecolor="black")
         ax.set_title(label)
         ax.set_xlabel("Epoch")
         ax.set_ylabel(label)
@@ -275,6 +399,9 @@ def overlaid_curves(histories: dict[str, list[dict]]) -> Figure:
     handles = [Line2D([], [], color=model_colour(m), linewidth=2, label=m) for m in histories]
     handles += [Line2D([], [], color="black", linestyle="-", label="validation"),
                 Line2D([], [], color="black", linestyle="--", label="train")]
+    if any(fine_tune_start(h) is not None for h in histories.values()):
+        handles.append(Line2D([], [], color="grey", marker="X", linestyle="", markeredgecolor="black",
+                              markersize=9, label="first fine-tune epoch"))
     axes[1].legend(handles=handles)
     if not histories:
         for ax in axes:
@@ -283,12 +410,15 @@ def overlaid_curves(histories: dict[str, list[dict]]) -> Figure:
 
 
 def custom_vs_transfer(rows: list[dict]) -> Figure:
-    """Custom CNNs vs transfer learning: validation/test scores per model, and trainable vs total parameters."""
-    rows = [r for r in rows if r["model"] not in TRANSFER_MODELS] + [r for r in rows if r["model"] in TRANSFER_MODELS]
+    """Custom CNNs vs transfer learning (then the ensemble and the baselines, for reference): validation/test scores
+    per model, and trainable vs total parameters."""
+    order = list(FAMILY_TITLES)
+    rows = sorted(rows, key=lambda r: order.index(family_of(r)) if family_of(r) in order else len(order))
     models = [row["model"] for row in rows]
-    n_custom = sum(m not in TRANSFER_MODELS for m in models)
+    families = [family_of(row) for row in rows]
+    transfer = [m for m, f in zip(models, families) if f == "transfer"]
     fig, (left, right) = plt.subplots(1, 2, figsize=(14, 5.5), layout="constrained")
-    fig.suptitle("Custom CNNs vs transfer learning (ResNet50)")
+    fig.suptitle("Custom CNNs vs transfer learning" + (f" ({', '.join(transfer)})" if transfer else ""))
     left.set_title("Scores per model")
     right.set_title("Trainable vs total parameters")
     if not rows:
@@ -320,22 +450,25 @@ def custom_vs_transfer(rows: list[dict]) -> Figure:
     bars = right.bar(x + right_width / 2, trainable, right_width, color=colours, edgecolor="black", linewidth=0.5)
     right.bar_label(bars, [_human(v) for v in trainable], fontsize=8, padding=2)
     right.set_yscale("log")
-    right.set_ylim(np.nanmin(trainable + total) / 4, np.nanmax(total) * 6)
+    _mark_missing(right, x, total, "no\nparameters")
+    if not all(math.isnan(v) for v in total + trainable):
+        right.set_ylim(np.nanmin(trainable + total) / 4, np.nanmax(total) * 6)
     right.set_ylabel("Parameters (log scale)")
     right.legend(handles=[Patch(facecolor="grey", alpha=0.35, edgecolor="black", label="total"),
                           Patch(facecolor="grey", edgecolor="black", label="trainable")], loc="upper left", ncols=2)
     pad = max(0, 3 - len(models)) / 2  # one or two models keep normal-width bars, centred
+    groups = [(family, [i for i, f in enumerate(families) if f == family]) for family in dict.fromkeys(families)]
     for ax in (left, right):
         ax.set_xticks(x, models)
+        _rotate(ax, models)
         ax.set_xlim(-0.6 - pad, len(models) - 0.4 + pad)
         ax.grid(axis="y", alpha=0.3)
-        if 0 < n_custom < len(models):
-            ax.axvline(n_custom - 0.5, color="grey", linestyle=":")
-        for i, label in enumerate(("Custom CNNs", "Transfer learning")):
-            group = x[:n_custom] if i == 0 else x[n_custom:]
-            if len(group):
-                ax.annotate(label, (group.mean(), 0), xycoords=("data", "axes fraction"), xytext=(0, -22),
-                            textcoords="offset points", ha="center", va="top", fontweight="bold")
+        for family, members in groups:
+            if members[0] > 0:
+                ax.axvline(members[0] - 0.5, color="grey", linestyle=":")
+            ax.annotate(FAMILY_TITLES.get(family, family), (np.mean(members), 0), xycoords=("data", "axes fraction"),
+                        xytext=(0, -48 if max(map(len, models)) > 8 else -22), textcoords="offset points",
+                        ha="center", va="top", fontweight="bold")
     return fig
 
 

@@ -61,11 +61,12 @@ def list_images(target: str | Path) -> list[Path]:
     raise UserError(f"Not found: {target}. Give an image file or a folder of images.")
 
 
-def decode_for_model(path: Path, image_size: int):
-    """Pixels for one file, or a Skipped with the reason (too big, hidden, not a readable image)."""
+def decode_for_model(path: Path, image_size: int, crop: bool = False):
+    """Pixels for one file as training decoded it (`crop`: to the head first), or a Skipped with the reason (too
+    big, hidden, not a readable image)."""
     if path.stat().st_size > MAX_IMAGE_BYTES:
         return Skipped(str(path), f"larger than {MAX_IMAGE_BYTES // 2**20} MB")
-    decoded = decode_or_skip(path, image_size)
+    decoded = decode_or_skip(path, image_size, crop)
     return decoded if isinstance(decoded, Skipped) else decoded.pixels
 
 
@@ -78,7 +79,7 @@ def predict_files(model, metadata: dict, paths: list[Path], gradcam_dir: Path | 
         raise UserError(f"Unknown class '{class_name}'; this model's classes: {', '.join(names)}.")
     kept, pixels, skipped = [], [], []
     for path in paths:
-        result = decode_for_model(path, metadata["image_size"])
+        result = decode_for_model(path, metadata["image_size"], metadata.get("crop", False))
         if isinstance(result, Skipped):
             skipped.append(result)
         else:

@@ -13,14 +13,18 @@ from pathlib import Path
 import pandas as pd
 
 from . import __version__
-from .figures import heldout_split, report_dir
+from .figures import external_figure_name, heldout_split, report_dir
+from .plots import fine_tune_start
 from .selection import CHAMPION_METRICS
+from .split import DEFAULT_MAX_DISTANCE
 
 NOT_CLINICAL = "Research prototype — not for clinical use."
 SECTIONS = [("overview", "Overview"), ("exploration", "Data exploration"), ("leakage", "Leakage audit"),
-            ("training", "Training"), ("evaluation", "Evaluation"), ("calibration", "Calibration"),
-            ("comparison", "Comparison"), ("conclusion", "Conclusion"), ("model-card", "Model card")]
+            ("training", "Training"), ("evaluation", "Evaluation"), ("external", "External validation"),
+            ("calibration", "Calibration"), ("comparison", "Comparison"), ("conclusion", "Conclusion"),
+            ("model-card", "Model card")]
 SPLIT_NAMES = {"train": "training", "val": "validation", "test": "test"}
+MOSTLY_COPIES = 0.5  # above this share of near-copies of training images, an external set mostly re-tests training
 
 STYLE = """
 body { font-family: system-ui, sans-serif; max-width: 1150px; margin: 2em auto; padding: 0 1em; color: #222; }
@@ -31,6 +35,9 @@ th, td { border: 1px solid #ccc; padding: .25em .6em; text-align: right; }
 th:first-child, td:first-child { text-align: left; }
 img { max-width: 100%; display: block; margin: .8em 0; }
 .notice { background: #fff3cd; border: 1px solid #e0c060; padding: .6em 1em; border-radius: 6px; font-weight: bold; }
+.wide { overflow-x: auto; }
+.small table { font-size: .8em; }
+.verdict { background: #eef4fb; border-left: 4px solid #4a7ab5; padding: .5em 1em; }
 pre { background: #f7f7f7; padding: .8em; overflow-x: auto; font-size: .8em; }
 """
 
@@ -39,17 +46,25 @@ def _read_json(path: Path) -> dict:
     return json.loads(path.read_text())
 
 
+def _optional_json(path: Path) -> dict | list | None:
+    return _read_json(path) if path.is_file() else None
+
+
 def _image(path: Path, alt: str) -> str:
     data = base64.b64encode(path.read_bytes()).decode()
     return f'<img src="data:image/png;base64,{data}" alt="{html.escape(alt)}">'
 
 
-def _table(frame: pd.DataFrame) -> str:
-    return frame.to_html(index=False, border=0, float_format=lambda v: f"{v:.4g}", na_rep="")
+def _table(frame: pd.DataFrame, small: bool = False) -> str:
+    """An HTML table that scrolls sideways rather than overflow the page; `small`: a smaller font, for the tables
+    with a column per class or per recipe knob."""
+    table = frame.to_html(index=False, border=0, float_format=lambda v: f"{v:.4g}", na_rep="")
+    return f'<div class="wide{" small" if small else ""}">{table}</div>'
 
 
-def _p(text: str) -> str:
-    return f"<p>{html.escape(text)}</p>"
+
+def _p(text: str, css: str = "") -> str:
+    return f"<p{f' class={css!r}' if css else ''}>{html.escape(text)}</p>"
 
 
 def _list(items: list[str]) -> str:
@@ -60,6 +75,42 @@ def _figures(folder: Path, names: list[str]) -> str:
     return "".join(_image(folder / name, name) for name in names if (folder / name).is_file())
 
 
+def _missing(value) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def interval_text(entry: dict | None, digits: int = 3) -> str:
+    """{"value", "low", "high"} → '0.812 [0.771, 0.850]' (non-breaking spaces: a table cell keeps it on one line);
+    'n/a' for a class without images."""
+    if not entry or _missing(entry.get("value")):
+        return "n/a"
+    if _missing(entry.get("low")) or _missing(entry.get("high")):
+        return f"{entry['value']:.{digits}f}"
+    return f"{entry['value']:.{digits}f}\u00a0[{entry['low']:.{digits}f},\u00a0{entry['high']:.{digits}f}]"
+
+
+def _ends(entry: dict, digits: int = 3) -> str:
+    return f"{entry['low']:.{digits}f}–{entry['high']:.{digits}f}"
+
+
+def glioma_class(names) -> str | None:
+    """The glioma class (the class every published model misses most on new images), if there is one."""
+    return next((n for n in names if n.startswith("glioma")), None)
+
+
+def glioma_first(names) -> list[str]:
+    return sorted(names, key=lambda n: n != glioma_class(names))
+
+
+def weights_text(weights: str | None) -> str:
+    """A transfer model's backbone weights in words."""
+    if not weights or str(weights).lower() == "none":
+        return "no pretrained weights"
+    if str(weights).lower() == "imagenet":
+        return "ImageNet weights"
+    return f"weights from {Path(str(weights)).name}"
+
+
 def missing_inputs(run_dir: Path) -> list[str]:
     """The files the report needs that the run folder lacks (e.g. steps run on other machines without a shared disk)."""
     needed = ["data_report.json", "comparison.csv", "champion.json", "report/leakage/leakage.json"]
@@ -67,22 +118,28 @@ def missing_inputs(run_dir: Path) -> list[str]:
 
 
 def load_run(run_dir: Path) -> dict:
-    """Everything the report shows, read back from the run folder."""
+    """Everything the report shows, read back from the run folder. `models`: the trained models and the ensemble
+    (each with training.json and metrics; a history only when trained); `baselines`: the comparison rows of family
+    "baseline" (metrics only, never candidates)."""
     table = pd.read_csv(run_dir / "comparison.csv")
-    models = table["model"].tolist()
+    family = table["family"] if "family" in table else pd.Series("", index=table.index)
+    baselines = table.loc[family == "baseline", "model"].tolist()
+    models = [m for m in table["model"] if m not in baselines]
+    histories = {m: _optional_json(run_dir / "models" / m / "history.json") for m in models}
+    baseline_metrics = {m: _optional_json(run_dir / "metrics" / f"{m}.json") for m in baselines}
     return {
         "run_dir": run_dir,
         "data": _read_json(run_dir / "data_report.json"),
         "leakage": _read_json(report_dir(run_dir) / "leakage" / "leakage.json"),
         "table": table,
         "champion": _read_json(run_dir / "champion.json"),
+        "models": models,
+        "baselines": baselines,
         "training": {m: _read_json(run_dir / "models" / m / "training.json") for m in models},
+        "histories": {m: h for m, h in histories.items() if h is not None},
         "metrics": {m: _read_json(run_dir / "metrics" / f"{m}.json") for m in models},
+        "baseline_metrics": {m: v for m, v in baseline_metrics.items() if v is not None},
     }
-
-
-def _standard_error(accuracy: float, n: int) -> float:
-    return math.sqrt(max(accuracy * (1 - accuracy), 1e-12) / max(n, 1))
 
 
 def main_confusions(confusion: list[list[int]], names: list[str], top: int = 3) -> list[str]:
@@ -93,37 +150,155 @@ def main_confusions(confusion: list[list[int]], names: list[str], top: int = 3) 
             for n, i, j in cells]
 
 
+def margin_sentence(decision: dict, table: pd.DataFrame, n_val: int | None = None) -> str:
+    """Who won, by how much, and whether the paired-bootstrap interval of the margin (champion.json) excludes 0."""
+    champion, margin = decision["champion"], decision.get("margin")
+    column, _ = CHAMPION_METRICS[decision["metric"]]
+    won = f"{champion} won on {decision['metric']} with {decision['value']:.3f}"
+    if not margin:
+        candidates = table[table.get("family", pd.Series("", index=table.index)) != "baseline"]
+        if len(candidates) <= 1:
+            return f"{champion} was the only candidate model, so it is the champion by default."
+        return won + "; no margin interval was recorded for this run."
+    runner = table[table["model"] == margin["runner_up"]]
+    ahead = (f", ahead of {margin['runner_up']}" + (f" ({runner[column].iloc[0]:.3f})" if len(runner) else ""))
+    images = f"the same {n_val} validation images" if n_val else "the same validation images"
+    level = f"{margin['level'] * 100:.0f} %"
+    sentence = (f"{won}{ahead}. In {margin['metric']} its margin is {margin['difference']:+.3f}, with a {level} "
+                f"paired-bootstrap interval of {margin['low']:+.3f} to {margin['high']:+.3f} ({margin['n_boot']:,} "
+                f"resamples of {images}): ")
+    if margin["distinguishable"]:
+        return sentence + "the interval excludes 0, so this is a real difference."
+    return sentence + (f"the interval holds 0, so the two are not distinguishable — {margin['runner_up']} would "
+                       "serve as well.")
+
+
+def baseline_sentence(table: pd.DataFrame) -> str | None:
+    """Do the CNNs beat the baselines? The best CNN (or ensemble) against the best baseline on validation macro-F1,
+    and whether the CNN's interval lies above the baseline's value. None without baselines or without CNNs."""
+    if "family" not in table:
+        return None
+    scored = table.dropna(subset=["val_macro_f1"])
+    baselines, cnns = scored[scored["family"] == "baseline"], scored[scored["family"] != "baseline"]
+    if baselines.empty or cnns.empty:
+        return None
+    best = cnns.sort_values("val_macro_f1", ascending=False, kind="stable").iloc[0]
+    base = baselines.sort_values("val_macro_f1", ascending=False, kind="stable").iloc[0]
+    difference = best["val_macro_f1"] - base["val_macro_f1"]
+    kind = ("the ensemble" if best["model"] == "ensemble" else f"the ensemble, {best['model']}," if best["family"] ==
+            "ensemble" else f"the best CNN, {best['model']},")
+    numbers = f"{kind} has validation macro-F1 {best['val_macro_f1']:.3f}"
+    low, high = best.get("val_macro_f1_low"), best.get("val_macro_f1_high")
+    has_interval = not (_missing(low) or _missing(high))
+    if has_interval:
+        numbers += f" (95 % interval {low:.3f}–{high:.3f})"
+    numbers += (f"; the best baseline, {base['model']}, has {base['val_macro_f1']:.3f}; difference "
+                f"{difference:+.3f}")
+    if not has_interval:
+        verdict = "Yes" if difference > 0 else "No"
+        return f"Do the CNNs beat the baselines? {verdict}: {numbers} (no interval recorded)."
+    if low > base["val_macro_f1"]:
+        return (f"Do the CNNs beat the baselines? Yes: {numbers}; the CNN's interval low end ({low:.3f}) is above "
+                f"the baseline's value.")
+    if difference > 0:
+        return (f"Do the CNNs beat the baselines? Not clearly: {numbers}; the CNN's interval low end ({low:.3f}) is "
+                f"not above the baseline's value, so the gain may be noise.")
+    return (f"Do the CNNs beat the baselines? No: {numbers}; the CNN's interval low end ({low:.3f}) is not above the "
+            f"baseline's value — a simple classifier of the pixels does as well or better.")
+
+
+def external_sets(run: dict) -> dict[str, dict[str, dict]]:
+    """{set name: {model: its metrics on that set}}, in the order the models list them."""
+    sets: dict[str, dict[str, dict]] = {}
+    for model, metrics in run["metrics"].items():
+        for name, external in (metrics.get("external") or {}).items():
+            sets.setdefault(name, {})[model] = external
+    return sets
+
+
+def _copies_sentence(name: str, external: dict) -> str:
+    sentence = (f"{external['twins']} of {external['samples']} images of {name} ({external['twin_fraction']:.0%}) "
+                f"have a near-copy (pHash within {DEFAULT_MAX_DISTANCE} bits) in the training folder")
+    if external["twin_fraction"] > MOSTLY_COPIES:
+        return sentence + (": most of this set are near-copies of training images, so its numbers are optimistic — "
+                           "they re-test images the models have seen more than they test new ones; the novel "
+                           "images' numbers are the fairer estimate.")
+    return sentence + "."
+
+
+def _external_conclusion(name: str, external: dict, held: dict, split: str) -> str:
+    intervals = external.get("intervals", {})
+    classes = external.get("classes") or []
+    sentence = (f"External set {name} ({external['samples']} images, {len(classes)} classes): accuracy "
+                f"{external['accuracy']:.3f}" + (f" (95 % interval {_ends(intervals['accuracy'])})"
+                                                  if "accuracy" in intervals else "")
+                + f" and macro-F1 {external['macro_f1']:.3f}" + (f" ({_ends(intervals['macro_f1'])})"
+                                                                 if "macro_f1" in intervals else "")
+                + f", against macro-F1 {held['macro_f1']:.3f} on the {SPLIT_NAMES[split]} split")
+    novel = (external.get("near_copies") or {}).get("novel")
+    if novel:
+        sentence += f"; {novel['accuracy']:.3f} accuracy on its {novel['samples']} novel images"
+    optimistic = ", so these numbers are optimistic." if external["twin_fraction"] > MOSTLY_COPIES else "."
+    return (sentence + f". {external['twins']} of {external['samples']} ({external['twin_fraction']:.0%}) are "
+            f"near-copies of training images{optimistic}")
+
+
+def _family(table: pd.DataFrame, family: str) -> pd.DataFrame:
+    return table[table["family"] == family] if "family" in table else table.iloc[0:0]
+
+
+def transfer_sentence(run: dict, column: str, higher_is_better: bool, metric: str) -> str | None:
+    """Custom CNNs vs transfer learning on the champion metric, naming each transfer model's weights."""
+    table = run["table"]
+    custom, transfer = _family(table, "custom_cnn"), _family(table, "transfer")
+    if custom.empty or transfer.empty:
+        return None
+    best = custom.sort_values(column, ascending=not higher_is_better, kind="stable").iloc[0]
+    parts, untrained = [], []
+    for _, row in transfer.iterrows():
+        record = run["training"].get(row["model"], {})
+        tuned = record.get("fine_tune_layers") or 0
+        how = f"{weights_text(record.get('weights'))}, " + (f"top {tuned} layers fine-tuned" if tuned else "frozen")
+        parts.append(f"{row['model']} ({how}) {row[column]:.3f}")
+        if weights_text(record.get("weights")) == "no pretrained weights":
+            untrained.append(row["model"])
+    sentence = (f"Custom CNNs vs transfer learning: best custom CNN {best['model']} {best[column]:.3f}, "
+                + ", ".join(parts) + f" on {metric}.")
+    if untrained:
+        sentence += (f" {', '.join(untrained)} started from no pretrained weights, so this run says nothing about "
+                     "what pretraining adds.")
+    return sentence
+
+
 def conclusion(run: dict) -> list[str]:
     """The conclusion's sentences, each computed from the run's numbers."""
     table, decision, data = run["table"], run["champion"], run["data"]
     champion = decision["champion"]
     metrics = run["metrics"][champion]
     column, higher_is_better = CHAMPION_METRICS[decision["metric"]]
-    ranked = table.sort_values(column, ascending=not higher_is_better)
-    n_val = metrics["val"]["samples"]
-    lines = []
-    if len(ranked) > 1:
-        runner = ranked.iloc[1]
-        margin = abs(decision["value"] - runner[column])
-        noise = _standard_error(metrics["val"]["accuracy"], n_val)
-        lines.append(f"{champion} won on {decision['metric']} with {decision['value']:.3f}, ahead of {runner['model']} "
-                     f"({runner[column]:.3f}) by {margin:.3f}; "
-                     + (f"that is less than one standard error of a {n_val}-image validation set (about {noise:.3f}), "
-                        "so the two are not reliably different." if margin < noise else
-                        f"more than one standard error of the {n_val}-image validation set (about {noise:.3f})."))
-    else:
-        lines.append(f"{champion} was the only model trained, so it is the champion by default.")
+    lines = [margin_sentence(decision, table, metrics["val"]["samples"])]
     split = heldout_split(metrics)
     held = metrics[split]
     names = data["class_names"]
+    intervals = held.get("intervals")
     lines.append(f"On the {SPLIT_NAMES[split]} split ({held['samples']} images, never used to choose) it reaches "
-                 f"accuracy {held['accuracy']:.3f} and macro-F1 {held['macro_f1']:.3f}.")
+                 f"accuracy {held['accuracy']:.3f} and macro-F1 {held['macro_f1']:.3f}"
+                 + (f" (95 % intervals {_ends(intervals['accuracy'])} and {_ends(intervals['macro_f1'])})."
+                    if intervals else "."))
+    glioma = glioma_class(names)
+    if glioma and intervals and (recall := intervals["recall"].get(glioma)) and recall["value"] is not None:
+        errors = held["errors"][glioma]
+        lines.append(f"Glioma recall (sensitivity) of {champion} on the {SPLIT_NAMES[split]} split: "
+                     f"{recall['value']:.3f} (95 % interval {_ends(recall)}); it misses "
+                     f"{errors['count'] - errors['correct']} of {errors['count']} glioma images.")
     recalls = {name: held["per_class"][name]["recall"] for name in names}
     weakest = min(recalls, key=recalls.get)
     lines.append("Per-class sensitivity (recall): " + ", ".join(f"{n} {r:.2f}" for n, r in recalls.items())
                  + f"; the weakest is {weakest}.")
     confusions = main_confusions(held["confusion_matrix"], names)
     lines.append("Main confusions: " + ("; ".join(confusions) if confusions else "none") + ".")
+    if (beat := baseline_sentence(table)) is not None:
+        lines.append(beat)
     gap = metrics["overfitting"]
     lines.append(f"Train accuracy {gap['train_accuracy']:.3f} vs validation {gap['val_accuracy']:.3f} "
                  f"(gap {gap['gap']:+.3f}): {gap['verdict']}.")
@@ -145,45 +320,127 @@ def conclusion(run: dict) -> list[str]:
         sentence += (f". A random split of the same images, as in the seed notebook, would have given "
                      f"{random['twins']} of {random['test_images']} ({random['twin_fraction']:.0%}).")
         lines.append(sentence)
-    if "resnet50" in table["model"].values and len(table) > 1:
-        custom = table[table["model"] != "resnet50"].sort_values(column, ascending=not higher_is_better).iloc[0]
-        resnet = table[table["model"] == "resnet50"].iloc[0]
-        weights = run["training"]["resnet50"].get("resnet_weights") or "no pretrained weights"
-        lines.append(f"Custom CNNs vs transfer learning: best custom CNN {custom['model']} {custom[column]:.3f}, "
-                     f"ResNet50 ({weights}) {resnet[column]:.3f} on {decision['metric']}.")
+    externals = metrics.get("external") or {}
+    lines += [_external_conclusion(name, external, held, split) for name, external in externals.items()]
+    if (transfer := transfer_sentence(run, column, higher_is_better, decision["metric"])) is not None:
+        lines.append(transfer)
     groups = data.get("near_duplicates", {})
+    if externals:
+        images = sum(e["samples"] for e in externals.values())
+        mostly = [n for n, e in externals.items() if e["twin_fraction"] > MOSTLY_COPIES]
+        scope = (f"external validation on {len(externals)} set{'s' if len(externals) > 1 else ''} "
+                 f"({', '.join(externals)}; {images} images"
+                 + (f", mostly near-copies of training images in {', '.join(mostly)}" if mostly else "")
+                 + ") — still retrospective; a prospective, multi-centre evaluation is needed before any claim.")
+    else:
+        scope = "no external validation — an independent, multi-centre test set is needed before any claim."
     lines.append(f"Limits: {data['images_used']} images from one source"
                  + (f", {groups['images_in_groups_of_two_or_more']} of them in near-duplicate groups"
                     if groups else "")
                  + "; 2D slices without patient identifiers, so images of one patient may still span splits; "
-                   "no external validation — an independent, multi-centre test set is needed before any claim.")
+                 + scope)
     lines.append(NOT_CLINICAL)
     return lines
 
 
+def recipe_text(record: dict) -> str:
+    """A trained model's recipe in one line (its batch size apart: each model has its own)."""
+    recipe = record["recipe"]
+    optimizer = recipe["optimizer"] + (f" (weight decay {recipe['weight_decay']:g})" if recipe["optimizer"] == "adamw"
+                                       else "")
+    schedule = recipe["schedule"] + (f" with {recipe['warmup_epochs']} warm-up epochs" if recipe["warmup_epochs"]
+                                     else "")
+    return (f"{optimizer}, learning rate {recipe['lr']:g}, {schedule} schedule, {recipe['augment']} augmentation, "
+            f"label smoothing {recipe['label_smoothing']:g}, up to {recipe['epochs']} epochs with early stopping on "
+            f"{recipe['monitor']} (patience {recipe['patience']}), seed {record['seed']}, balanced class weights")
+
+
+def _yes(value) -> str:
+    return "yes" if value else "no"
+
+
+def _scores(split_metrics: dict) -> str:
+    """'accuracy 0.812 [0.771, 0.850], macro-F1 …' for a split or an external set."""
+    return (f"accuracy {interval_text(_interval(split_metrics, 'accuracy'))}, "
+            f"macro-F1 {interval_text(_interval(split_metrics, 'macro_f1'))}")
+
+
+def _interval(split_metrics: dict, key: str) -> dict:
+    """A split's interval for accuracy or macro_f1, or its bare value when it has no intervals."""
+    return (split_metrics.get("intervals") or {}).get(key) or {"value": split_metrics[key]}
+
+
 def model_card(run: dict) -> list[tuple[str, str]]:
-    decision, data = run["champion"], run["data"]
+    """The champion's card: what it is, how it was trained (an ensemble: its members' recipes), its input, data,
+    metrics with their intervals, external results and caveats."""
+    decision, data, table = run["champion"], run["data"], run["table"]
     champion = decision["champion"]
     training, metrics = run["training"][champion], run["metrics"][champion]
     split = heldout_split(metrics)
     splits = data.get("splits", {})
-    return [
-        ("Model", f"{champion} ({training['params']['total']:,} parameters, "
-                  f"{training['params']['trainable']:,} trainable); brain-tumor-clearml {__version__}"),
-        ("Intended use", "Research and teaching: sorting single 2D brain MRI slices into "
-                         + ", ".join(data["class_names"]) + ". " + NOT_CLINICAL),
-        ("Input", f"One RGB image resized to {training['image_size']}×{training['image_size']}; the preprocessing "
-                  "is inside the saved model."),
+    design = table.loc[table["model"] == champion, "filters"].dropna() if "filters" in table else pd.Series()
+    members = training.get("members") or {}
+    trained = {m: run["training"][m] for m in members if m in run["training"]} if members else {champion: training}
+    params = training["params"]
+    card = [("Model", f"{champion} ({params['total']:,} parameters, {params['trainable']:,} trainable"
+                      + (f"; {design.iloc[0]}" if len(design) else "") + f"); brain-tumor-clearml {__version__}"),
+            ("Intended use", "Research and teaching: sorting single 2D brain MRI slices into "
+                             + ", ".join(data["class_names"]) + ". " + NOT_CLINICAL)]
+    if members:
+        tta = ("each image averaged with its mirror image (test-time augmentation)" if training.get("tta")
+               else "no test-time augmentation")
+        vote = (f"{training['spec'].get('description', '')}: a soft vote (weighted mean of the members' "
+                f"probabilities), members and weights chosen on validation; {tta}.")
+        card.append(("Ensemble members", vote))
+    recipes = {m: recipe_text(r) for m, r in trained.items() if "recipe" in r}
+    if len(set(recipes.values())) == 1:
+        card.append(("Training recipe", ("All members: " if members else "") + next(iter(recipes.values())) + "."))
+    elif recipes:
+        card.append(("Training recipe", "; ".join(f"{m}: {text}" for m, text in recipes.items()) + "."))
+    batches = {m: r["batch_size"] for m, r in trained.items() if r.get("batch_size")}
+    if batches:
+        card.append(("Batch size", ", ".join(f"{m} {b}" for m, b in batches.items()) if members
+                     else str(next(iter(batches.values())))))
+    precisions = sorted({r["precision"] for r in trained.values() if r.get("precision")})
+    if precisions:
+        card.append(("Precision", f"{', '.join(precisions)} training; weights saved as float32."))
+    for model, record in trained.items():
+        if record["spec"].get("family") == "transfer":
+            tuned = record.get("fine_tune_layers") or 0
+            how = f"top {tuned} layers fine-tuned at a tenth of the learning rate" if tuned else "frozen"
+            card.append((f"Backbone ({model})",
+                         f"{record['spec'].get('backbone')} with {weights_text(record.get('weights'))}; {how}."))
+    # per-image standardisation is a custom CNN's layer; a backbone keeps its own preprocessing
+    normalize = {bool(r["recipe"].get("normalize")) for r in trained.values()
+                 if "recipe" in r and r["spec"].get("family") == "custom_cnn"}
+    standardise = ("; intensities standardised per image inside the custom CNNs" if True in normalize
+                   else "; no per-image standardisation" if normalize else "")
+    crop = "; cropped to the head's bounding box first" if training.get("crop") else "; not cropped"
+    size = f"{training['image_size']}×{training['image_size']}"
+    card.append(("Input", f"One RGB image resized to {size}{crop}{standardise}; the preprocessing is inside the "
+                          + "saved model."))
+    ece = metrics["calibration"][split]["ece"]
+    card += [
         ("Training data", f"{data['train_dir']}: {data['images_used']} images used, {data['skipped_count']} skipped; "
                           + ", ".join(f"{SPLIT_NAMES[s]} {sum(c.values())}" for s, c in splits.items())
                           + " (grouped split: near-duplicates never straddle splits)."),
         ("Chosen on", f"{decision['metric']} = {decision['value']:.4f} (validation only)."),
-        ("Metrics", f"{SPLIT_NAMES[split]}: accuracy {metrics[split]['accuracy']:.3f}, macro-F1 "
-                    f"{metrics[split]['macro_f1']:.3f}, ECE {metrics['calibration'][split]['ece']:.3f}; validation: "
-                    f"accuracy {metrics['val']['accuracy']:.3f}, macro-F1 {metrics['val']['macro_f1']:.3f}."),
-        ("Caveats", "Single public dataset, no external validation, no patient-level split information; "
-                    "probabilities are not calibrated risks; performance on other scanners and protocols is unknown."),
+        ("Metrics", f"{SPLIT_NAMES[split]}: {_scores(metrics[split])}, ECE {ece:.3f}; validation: "
+                    + f"{_scores(metrics['val'])} (95 % bootstrap intervals)."),
     ]
+    glioma = glioma_class(data["class_names"])
+    if glioma and metrics[split].get("intervals"):
+        recall = metrics[split]["intervals"]["recall"].get(glioma)
+        card.append(("Glioma recall", f"{SPLIT_NAMES[split]}: {interval_text(recall)}."))
+    externals = metrics.get("external") or {}
+    card.append(("External validation", "; ".join(
+        f"{name} ({e['samples']} images, {e['twin_fraction']:.0%} near-copies of training images): {_scores(e)}"
+        for name, e in externals.items()) + "." if externals else "none (no --external-dir given)."))
+    scope = ("External sets evaluated retrospectively only" if externals
+             else "Single public dataset, no external validation")
+    card.append(("Caveats", f"{scope}, no patient-level split information; probabilities are not calibrated risks; "
+                            + "performance on other scanners and protocols is unknown."))
+    return card
 
 
 def _section_exploration(run: dict, folder: Path) -> str:
@@ -215,30 +472,99 @@ def _section_leakage(run: dict, folder: Path) -> str:
         parts.append(_table(pd.DataFrame(leak["pairs"])))
     parts += ["<h3>Closest pairs, whatever their distance</h3>", _figures(folder, ["leakage_closest.png"])]
     rows = [{"model": m, **{f"{kind} {key}": (values or {}).get(key) for kind, values in
-                            metrics.get("leakage", {}).items() for key in ("samples", "accuracy", "macro_f1")}}
+                            (metrics.get("leakage") or {}).items() for key in ("samples", "accuracy", "macro_f1")}}
             for m, metrics in run["metrics"].items()]
     parts += ["<h3>Test metrics: images with a twin vs novel images</h3>", _table(pd.DataFrame(rows))]
     return "".join(parts)
 
 
-def _section_training(run: dict, folder: Path) -> str:
-    parts = []
+def recipe_table(run: dict) -> pd.DataFrame:
+    """One row per trained model: the recipe it actually trained with, and what early stopping kept."""
+    rows = []
     for model, record in run["training"].items():
+        if "recipe" not in record:  # the ensemble trains nothing of its own
+            continue
+        recipe, transfer = record["recipe"], record["spec"].get("family") == "transfer"
+        rows.append({
+            "model": model,
+            "optimizer": recipe["optimizer"] + (f" (wd {recipe['weight_decay']:g})" if recipe["optimizer"] == "adamw"
+                                                else ""),
+            "lr": f"{recipe['lr']:g}",
+            "schedule": recipe["schedule"] + (f" (+{recipe['warmup_epochs']} warm-up)" if recipe["warmup_epochs"]
+                                              else ""),
+            "augmentation": recipe["augment"],
+            "label smoothing": f"{recipe['label_smoothing']:g}",
+            "epochs run / best": f"{record['epochs_run']} / {record['best_epoch']}",
+            "max epochs (patience)": f"{recipe['epochs']} ({recipe['patience']})",
+            "monitor: best": f"{record['monitor']}: {record['best_monitor']:.4f}",
+            "batch": record["batch_size"],
+            "precision": record.get("precision", ""),
+            "crop": _yes(record.get("crop", recipe.get("crop"))),
+            "normalize": "–" if transfer else _yes(recipe.get("normalize")),  # a custom CNN's layer only
+            "weights": weights_text(record.get("weights")) if transfer else "–",
+            "fine-tuned layers": (record.get("fine_tune_layers") or 0) if transfer else "–",
+        })
+    return pd.DataFrame(rows)
+
+
+def _section_training(run: dict, folder: Path) -> str:
+    recipes = recipe_table(run)
+    parts = ([_p("The recipe each model trained with (from its training.json), and the epoch early stopping kept:"),
+              _table(recipes, small=True)] if not recipes.empty else [])
+    for model, record in run["training"].items():
+        if "recipe" not in record:
+            members = " + ".join(f"{w:.2f}·{m}" for m, w in (record.get("members") or {}).items())
+            parts += [f"<h3>{html.escape(model)}</h3>",
+                      _p(f"No training of its own: a soft vote of {record['spec'].get('description') or members}, "
+                         f"members and weights chosen on validation; {record['params']['total']:,} parameters in "
+                         f"all; built in {record['train_seconds']:.0f} s; no training curves.")]
+            continue
+        history = run["histories"].get(model, [])
+        tuned = fine_tune_start(history)
+        text = (f"{record['params']['total']:,} parameters ({record['params']['trainable']:,} trainable); "
+                f"{record['epochs_run']} epochs run, best epoch {record['best_epoch']} by {record['monitor']} "
+                f"({record['best_monitor']:.4f}; validation loss {record['best_val_loss']:.4f}); "
+                f"{record['train_seconds']:.0f} s.")
+        if tuned is not None:
+            stage = "fine-tune" if record["best_epoch"] >= tuned else "frozen"
+            text += (f" Fine-tuning of the top {record.get('fine_tune_layers')} backbone layers, at a tenth of the "
+                     f"learning rate, from epoch {tuned} ({record['epochs_run'] - tuned + 1} epochs, marked on the "
+                     f"curves); the kept epoch is in the {stage} stage.")
         summary = folder / model / "summary.txt"
-        parts += [f"<h3>{html.escape(model)}</h3>",
-                  _p(f"{record['params']['total']:,} parameters ({record['params']['trainable']:,} trainable); "
-                     f"{record['epochs_run']} epochs run, best epoch {record['best_epoch']} (validation loss "
-                     f"{record['best_val_loss']:.4f}); batch {record['config']['batch_size']}, learning rate "
-                     f"{record['config']['learning_rate']}; {record['train_seconds']:.0f} s."),
-                  _figures(folder / model, ["curves.png"])]
+        parts += [f"<h3>{html.escape(model)}</h3>", _p(text), _figures(folder / model, ["curves.png"])]
         if summary.is_file():
             parts.append(f"<details><summary>Model summary</summary><pre>{html.escape(summary.read_text())}</pre>"
                          "</details>")
     return "".join(parts)
 
 
+def interval_table(metrics: dict, splits: list[str]) -> pd.DataFrame:
+    """Rows accuracy, macro-F1 and each class's recall (glioma first); one column per split: value [95 % interval]."""
+    names = glioma_first(list(metrics[splits[0]].get("intervals", {}).get("recall", {})))
+    rows = [{"metric": "accuracy"}, {"metric": "macro-F1"}]
+    rows += [{"metric": f"recall {n}" + (" (sensitivity)" if n == glioma_class(names) else "")} for n in names]
+    for split in splits:
+        intervals = metrics[split].get("intervals") or {}
+        header = f"{SPLIT_NAMES[split]} [95 % interval]"
+        values = [interval_text(intervals.get("accuracy")), interval_text(intervals.get("macro_f1"))]
+        values += [interval_text(intervals.get("recall", {}).get(n)) for n in names]
+        for row, value in zip(rows, values):
+            row[header] = value
+    return pd.DataFrame(rows)
+
+
+def _glioma_line(model: str, split_metrics: dict, split: str) -> str:
+    glioma = glioma_class(split_metrics.get("intervals", {}).get("recall", {}))
+    recall = split_metrics.get("intervals", {}).get("recall", {}).get(glioma) if glioma else None
+    if not recall or recall["value"] is None:
+        return ""
+    return (f"<p><strong>Glioma recall of {html.escape(model)} on the {SPLIT_NAMES[split]} split: "
+            f"{recall['value']:.3f} (95 % interval {_ends(recall)})</strong> — the class published models miss most "
+            "on new images.</p>")
+
+
 def _section_evaluation(run: dict, folder: Path) -> str:
-    parts = []
+    parts = [_p("Intervals: 95 % percentile bootstrap over the split's images (1,000 resamples).")]
     for model, metrics in run["metrics"].items():
         split = heldout_split(metrics)
         held = metrics[split]
@@ -248,12 +574,83 @@ def _section_evaluation(run: dict, folder: Path) -> str:
                   _p(f"{SPLIT_NAMES[split].capitalize()} split, {held['samples']} images: accuracy "
                      f"{held['accuracy']:.3f}, macro precision {held['macro_precision']:.3f}, macro recall "
                      f"{held['macro_recall']:.3f}, macro-F1 {held['macro_f1']:.3f}."),
-                  _table(report), _figures(folder / model, ["confusion.png"]),
+                  _glioma_line(model, held, split)]
+        if held.get("intervals"):
+            parts.append(_table(interval_table(metrics, list(dict.fromkeys(["val", split])))))
+        parts += [_table(report), _figures(folder / model, ["confusion.png"]),
                   _list([e["text"] for e in held["errors"].values()]),
                   _figures(folder / model, ["predictions.png"]),
                   _p(f"Overfitting: train accuracy {metrics['overfitting']['train_accuracy']:.3f}, validation "
                      f"{metrics['overfitting']['val_accuracy']:.3f}, gap {metrics['overfitting']['gap']:+.3f} — "
                      f"{metrics['overfitting']['verdict']}.")]
+    if run["baseline_metrics"]:
+        rows = []
+        for model, metrics in run["baseline_metrics"].items():
+            split = heldout_split(metrics)
+            glioma = glioma_class(metrics[split].get("intervals", {}).get("recall", {}))
+            rows.append({"baseline": model,
+                         "validation accuracy": interval_text(_interval(metrics["val"], "accuracy")),
+                         "validation macro-F1": interval_text(_interval(metrics["val"], "macro_f1")),
+                         f"{SPLIT_NAMES[split]} accuracy": interval_text(_interval(metrics[split], "accuracy")),
+                         f"{SPLIT_NAMES[split]} macro-F1": interval_text(_interval(metrics[split], "macro_f1")),
+                         f"{SPLIT_NAMES[split]} glioma recall": interval_text(
+                             metrics[split].get("intervals", {}).get("recall", {}).get(glioma))})
+        parts += ["<h3>Baselines</h3>",
+                  _p("Non-deep classifiers of the same images' downsampled grey pixels (no figures; never "
+                     "candidates for champion), with 95 % intervals:"), _table(pd.DataFrame(rows))]
+    return "".join(parts)
+
+
+def external_table(set_metrics: dict[str, dict]) -> pd.DataFrame:
+    """One row per model on one external set: accuracy and macro-F1 with intervals, per-class recall (glioma first,
+    with its interval), the near-copies of training images and the metrics on them vs on the novel images."""
+    rows = []
+    for model, external in set_metrics.items():
+        recall = (external.get("intervals") or {}).get("recall", {})
+        names = glioma_first(list(recall) or [n for n in external["per_class"] if n in external.get("classes", [])])
+        row = {"model": model,
+               "accuracy [95 %]": interval_text(_interval(external, "accuracy")),
+               "macro-F1 [95 %]": interval_text(_interval(external, "macro_f1"))}
+        for name in names:
+            entry = recall.get(name) or {"value": external["per_class"].get(name, {}).get("recall")}
+            if name not in external.get("classes", names):
+                row[f"recall {name}"] = "absent"
+            elif name == glioma_class(names):
+                row[f"recall {name} [95 %]"] = interval_text(entry)
+            else:
+                row[f"recall {name}"] = interval_text({"value": entry.get("value")})
+        row["near-copies (share)"] = f"{external['twins']} ({external['twin_fraction']:.0%})"
+        for kind, label in (("twin", "near-copies"), ("novel", "novel images")):
+            part = (external.get("near_copies") or {}).get(kind)
+            row[f"{label}: accuracy / macro-F1"] = (f"{part['accuracy']:.3f} / {part['macro_f1']:.3f} "
+                                                    f"(n={part['samples']})" if part else "–")
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _section_external(run: dict, folder: Path) -> str:
+    sets = external_sets(run)
+    if not sets:
+        return _p("No external folder was given, so every number above comes from splits of one source; give "
+                  "labelled folders of class folders with --external-dir (the pipeline parameter external_dir, "
+                  "comma-separated for several) to evaluate every model on independent data.")
+    champion = run["champion"]["champion"]
+    parts = [_p(f"Every model evaluated on labelled folders from elsewhere. Macro averages are over the classes each "
+                f"set holds; intervals are 95 % bootstrap intervals. Each external image is matched to its nearest "
+                f"training-folder image by pHash: within {DEFAULT_MAX_DISTANCE} bits it is a near-copy, and the "
+                f"metrics are given apart for near-copies and novel images.")]
+    for name, by_model in sets.items():
+        first = by_model.get(champion) or next(iter(by_model.values()))
+        skipped = first.get("skipped") or []
+        parts += [f"<h3>{html.escape(name)}</h3>",
+                  _p(f"Folder {first.get('folder', '')}: {first['samples']} images of "
+                     f"{', '.join(first.get('classes', []))}" + (f"; {len(skipped)} files skipped" if skipped else "")
+                     + "."),
+                  _p(_copies_sentence(name, first), "verdict" if first["twin_fraction"] > MOSTLY_COPIES else ""),
+                  _table(external_table(by_model), small=True)]
+        if champion in by_model:
+            parts += [_p(f"The champion, {champion}, on {name}:"),
+                      _figures(folder / champion, [external_figure_name(name)])]
     return "".join(parts)
 
 
@@ -269,10 +666,29 @@ def _section_calibration(run: dict, folder: Path) -> str:
 
 
 def _section_comparison(run: dict, folder: Path) -> str:
-    return "".join([_table(run["table"]), _figures(folder, ["comparison.png", "curves_all.png",
-                                                             "custom_vs_transfer.png"]),
-                    f"<p><strong>Champion: {html.escape(run['champion']['champion'])}</strong> — "
-                    f"{html.escape(run['champion']['why'])}</p>"])
+    parts = [_table(run["table"], small=True)]
+    if run["baselines"]:
+        parts.append(_p("Baselines (grey, cross-hatched in the figures) are simple classifiers of the same images' "
+                        "pixels: the floor a CNN has to clear. Error bars: 95 % bootstrap intervals of validation "
+                        "macro-F1."))
+    if (beat := baseline_sentence(run["table"])) is not None:
+        parts.append(_p(beat, "verdict"))
+    parts += [_figures(folder, ["comparison.png", "curves_all.png", "custom_vs_transfer.png"]),
+              (f"<p><strong>Champion: {html.escape(run['champion']['champion'])}</strong> — "
+               f"{html.escape(run['champion']['why'])}</p>")]
+    return "".join(parts)
+
+
+def _overview(run: dict) -> str:
+    champion, models = run["champion"], run["models"]
+    trained = [m for m in models if "recipe" in run["training"][m]]
+    built = [m for m in models if m not in trained]
+    sets = external_sets(run)
+    return _p(f"Run folder {run['run_dir'].name}: {len(trained)} models trained ({', '.join(trained)}) on "
+              f"{run['data']['images_used']} images" + (f", plus {', '.join(built)}" if built else "")
+              + (f" and {len(run['baselines'])} baselines ({', '.join(run['baselines'])})" if run["baselines"] else "")
+              + (f"; external sets: {', '.join(sets)}" if sets else "; no external set")
+              + f"; champion {champion['champion']} ({champion['metric']} {champion['value']:.4f}).")
 
 
 def build_report(run_dir: str | Path) -> Path:
@@ -280,15 +696,13 @@ def build_report(run_dir: str | Path) -> Path:
     run_dir = Path(run_dir)
     run = load_run(run_dir)
     figures = report_dir(run_dir)
-    champion = run["champion"]
     bodies = {
-        "overview": _p(f"Run folder {run_dir.name}: {len(run['table'])} models trained on "
-                       f"{run['data']['images_used']} images; champion {champion['champion']} "
-                       f"({champion['metric']} {champion['value']:.4f})."),
+        "overview": _overview(run),
         "exploration": _section_exploration(run, figures / "exploration"),
         "leakage": _section_leakage(run, figures / "leakage"),
         "training": _section_training(run, figures / "models"),
         "evaluation": _section_evaluation(run, figures / "evaluation"),
+        "external": _section_external(run, figures / "evaluation"),
         "calibration": _section_calibration(run, figures / "evaluation"),
         "comparison": _section_comparison(run, figures / "comparison"),
         "conclusion": _list(conclusion(run)),

@@ -13,29 +13,54 @@ CHAMPION_METRICS = {
     "val_loss": ("val_loss", False),
 }
 
-COLUMNS = ["model", "filters", "kernel", "dropout", "batch", "params_total", "params_trainable", "train_acc",
-           "val_acc", "val_loss", "val_macro_f1", "test_acc", "test_macro_f1", "epochs_run", "train_seconds"]
+COLUMNS = ["model", "family", "filters", "kernel", "dropout", "batch", "params_total", "params_trainable", "train_acc",
+           "val_acc", "val_loss", "val_macro_f1", "val_macro_f1_low", "val_macro_f1_high", "val_glioma_recall",
+           "test_acc", "test_macro_f1", "epochs_run", "train_seconds"]
+
+
+def describe(training: dict) -> str:
+    """The architecture column: the filters of a custom CNN, the backbone (and how much was fine-tuned) of a transfer
+    model, the members of an ensemble, or a baseline's name."""
+    spec = training["spec"]
+    if spec["family"] == "custom_cnn":
+        return "-".join(map(str, spec["filters"]))
+    if spec["family"] == "transfer":
+        tuned = training.get("fine_tune_layers") or 0
+        return f"{spec['backbone']} ({f'top {tuned} layers fine-tuned' if tuned else 'frozen'})"
+    return spec.get("description", spec["name"])
+
+
+def glioma_recall(split_metrics: dict) -> float | None:
+    """Recall of the glioma class (the class every published model misses on new images), if there is one."""
+    name = next((n for n in split_metrics["per_class"] if n.startswith("glioma")), None)
+    return split_metrics["per_class"][name]["recall"] if name else None
 
 
 def comparison_row(training: dict, metrics: dict) -> dict:
-    """One model's row: the seed's comparison columns, from its training record and its evaluation."""
+    """One model's row: the seed's comparison columns and the validation interval, from its training record and its
+    evaluation."""
     spec = training["spec"]
+    interval = metrics["val"]["intervals"]["macro_f1"]
     return {
         "model": training["model"],
-        "filters": "-".join(map(str, spec["filters"])) or "ResNet50 (frozen)",
-        "kernel": f"{spec['kernel_size']}x{spec['kernel_size']}" if spec["kernel_size"] else "-",
-        "dropout": spec["dropout"],
-        "batch": training["config"]["batch_size"],
+        "family": spec["family"],
+        "filters": describe(training),
+        "kernel": f"{spec['kernel_size']}x{spec['kernel_size']}" if spec.get("kernel_size") else "-",
+        "dropout": spec.get("dropout"),
+        "batch": training.get("batch_size"),
         "params_total": training["params"]["total"],
         "params_trainable": training["params"]["trainable"],
         "train_acc": metrics["train"]["accuracy"],
         "val_acc": metrics["val"]["accuracy"],
-        "val_loss": training["best_val_loss"],
+        "val_loss": metrics["val"]["log_loss"],
         "val_macro_f1": metrics["val"]["macro_f1"],
+        "val_macro_f1_low": interval["low"],
+        "val_macro_f1_high": interval["high"],
+        "val_glioma_recall": glioma_recall(metrics["val"]),
         "test_acc": metrics["test"]["accuracy"] if "test" in metrics else None,
         "test_macro_f1": metrics["test"]["macro_f1"] if "test" in metrics else None,
-        "epochs_run": training["epochs_run"],
-        "train_seconds": round(training["train_seconds"], 1),
+        "epochs_run": training.get("epochs_run"),
+        "train_seconds": round(training.get("train_seconds") or 0.0, 1),
     }
 
 

@@ -15,20 +15,24 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import fields
 import os
 import sys
 import time
 from pathlib import Path
 
 from brain_tumor.errors import UserError
+from brain_tumor.model_specs import MODEL_SPECS
+from brain_tumor.recipe import Recipe
 
 from .options import add_config_options, config_from_args
 
 DATA_OPTIONS = ("data", "train_dir", "test_dir")
-TRAINING_OPTIONS = ("epochs", "image_size", "batch_size", "lr", "val_fraction", "test_fraction", "seed",
-                    "resnet_weights", "augment_on")
-# The demo: small images, few epochs, a 10x learning rate and ResNet50 without ImageNet weights: minutes on a CPU.
-DEMO = {"run_dir": "runs/demo", "epochs": 8, "image_size": 48, "lr": 1e-3, "resnet_weights": "none"}
+TRAINING_OPTIONS = ("image_size", "val_fraction", "test_fraction", "seed", "recipe", *(f.name for f in fields(Recipe)),
+                    "precision", "weights", "fine_tune_layers", "augment_on")
+# The demo: small images, few epochs, the custom CNNs and ResNet50 without ImageNet weights: minutes on a CPU.
+DEMO = {"run_dir": "runs/demo", "models": "cnn_a,cnn_b,cnn_c,resnet50", "epochs": 8, "image_size": 48,
+        "weights": "none"}
 
 
 def _quiet_tensorflow() -> None:
@@ -41,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = commands.add_parser("train", help="train and evaluate one model on a data folder")
     add_config_options(train, only=DATA_OPTIONS + TRAINING_OPTIONS)
-    train.add_argument("--model", default="cnn_a", help="cnn_a, cnn_b, cnn_c or resnet50")
+    train.add_argument("--model", default="cnn_a", help=", ".join(MODEL_SPECS))
     train.add_argument("--out", help="output folder (default: runs/<model>-<time>)")
 
     evaluate = commands.add_parser("evaluate", help="evaluate a saved model on a labelled folder or manifest split")
@@ -112,19 +116,19 @@ def run_training(args, out: Path) -> dict:
     from brain_tumor.data import find_layout
     from brain_tumor.experiment import prepare_data, train_one
     from brain_tumor.models import get_spec
+    from brain_tumor.recipe import choose
     from brain_tumor.training import TrainConfig
 
     options = config_from_args(args)
     spec = get_spec(args.model)
+    recipe = choose(options.recipe, Recipe(**{f.name: getattr(options, f.name) for f in fields(Recipe)}))
     layout = find_layout(options.data or None, options.train_dir or None, options.test_dir or None)
     out.mkdir(parents=True, exist_ok=True)
     prepared = prepare_data(layout, options.image_size, options.val_fraction, options.test_fraction, options.seed,
-                            out)
-    config = TrainConfig(epochs=options.epochs, learning_rate=options.lr,
-                         batch_size=options.batch_size or spec.batch_size, seed=options.seed,
-                         augment_on=options.augment_on)
-    weights = None if options.resnet_weights.lower() == "none" else options.resnet_weights
-    results = train_one(prepared, args.model, config, out, resnet_weights=weights)
+                            out, crop=recipe.crop)
+    config = TrainConfig(recipe, recipe.batch_size or spec.batch_size, options.seed, options.augment_on)
+    weights = None if options.weights.lower() == "none" else options.weights
+    results = train_one(prepared, args.model, config, out, weights, options.fine_tune_layers, options.precision)
     print(f"\n{args.model}: {results['params']['total']:,} parameters ({results['params']['trainable']:,} trainable), "
           f"{results['epochs_run']} epochs (best {results['best_epoch']}), {results['train_seconds']:.0f} s")
     print_metrics("Validation", results["val"])

@@ -20,6 +20,7 @@ def add_config_options(parser: argparse.ArgumentParser, scope: str | None = None
             continue
         default = (defaults or {}).get(f.name, f.default)
         text = f.metadata["help"] + (f" ({', '.join(f.metadata['choices'])})" if f.metadata["choices"] else "")
+        text = text.replace("%", "%%")  # argparse formats help strings
         if type_name(f) == "bool":
             parser.add_argument(flag(f), dest=f.name, action="store_true", default=default, help=text)
         else:

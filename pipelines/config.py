@@ -14,7 +14,8 @@ from dataclasses import dataclass, field, fields
 from brain_tumor import __version__
 from brain_tumor.errors import UserError
 from brain_tumor.model_specs import MODEL_SPECS
-from brain_tumor.recipe import AUGMENT_PLACES
+from brain_tumor.recipe import (AUGMENT_PLACES, AUGMENTATIONS, MONITORS, OPTIMIZERS, PRECISIONS, RECIPES,
+                                SCHEDULES)
 from brain_tumor.selection import CHAMPION_METRICS
 
 # Where a parameter is used: "both" runners, "server" (the ClearML controller and `launch` only) or "local" (the local
@@ -41,16 +42,42 @@ class PipelineConfig:
     dataset_id: str = param("", "a ClearML dataset version id, or PROJECT/NAME for its latest version, instead of a "
                                 "local folder (needs a server)")
     models: str = param(",".join(MODEL_SPECS), "comma-separated models to train: " + ", ".join(MODEL_SPECS))
-    epochs: int = param(15, "maximum epochs per model (early stopping may end sooner)")
-    image_size: int = param(224, "square image side in pixels (32 to 1024)")
-    batch_size: int = param(0, "batch size; 0 = each model's batch size in the seed's table (32; 64 for cnn_b)")
-    lr: float = param(1e-4, "Adam learning rate")
+    image_size: int = param(128, "square image side in pixels (32 to 1024)")
     val_fraction: float = param(0.15, "validation share carved from Training")
     test_fraction: float = param(0.15, "test share carved from Training when there is no test folder")
     seed: int = param(42, "random seed for splits, initialisation and augmentation")
-    resnet_weights: str = param("imagenet", "'imagenet' (download or Keras cache), a local weights file, or 'none'")
+    recipe: str = param("tuned", "tuned: train with the parameters below; seed: the notebook's recipe exactly "
+                                 "(Adam 1e-4, its eight augmentations, plateau decay, val_loss, 15 epochs)",
+                        choices=RECIPES)
+    optimizer: str = param("adamw", "optimizer (adamw: Adam with decoupled weight decay)", choices=OPTIMIZERS)
+    lr: float = param(1e-3, "learning rate (the peak, after warm-up)")
+    weight_decay: float = param(1e-4, "AdamW's weight decay")
+    schedule: str = param("cosine", "learning-rate schedule; cosine: linear warm-up, then cosine decay to 0; plateau: "
+                                    "halve after 3 epochs without progress", choices=SCHEDULES)
+    warmup_epochs: int = param(1, "epochs of linear warm-up (cosine schedule; at most all but the last step)")
+    augment: str = param("light", "augmentation of training batches; seed: the notebook's eight transforms; light: "
+                                  "flip, rotation ±10°, zoom ±10 %, brightness ±10 %", choices=AUGMENTATIONS)
+    label_smoothing: float = param(0.1, "label smoothing of the cross-entropy (0 to 0.5)")
+    epochs: int = param(20, "maximum epochs per model (early stopping may end sooner)")
+    patience: int = param(6, "epochs without progress on `monitor` before early stopping")
+    monitor: str = param("val_macro_f1", "the validation metric early stopping watches; its best epoch is kept",
+                         choices=MONITORS)
+    batch_size: int = param(0, "batch size; 0 = each model's batch size in the seed's table (32; 64 for cnn_b)")
+    crop: bool = param(False, "crop each slice to the head's bounding box before resizing (scale and framing match "
+                              "across sources)")
+    normalize: bool = param(False, "standardise each image's intensities inside the custom CNNs")
+    precision: str = param("auto", "arithmetic; auto: float16 on a GPU, bfloat16 on a CPU with bfloat16 "
+                                   "instructions, else float32", choices=PRECISIONS)
+    weights: str = param("imagenet", "transfer models' backbone weights: 'imagenet' (download or Keras cache), a "
+                                     "weights file or a folder holding the Keras files, or 'none'")
+    fine_tune_layers: int = param(0, "transfer models: after the frozen stage, train this many top layers of the "
+                                     "backbone at a tenth of the learning rate (0 = off)")
     augment_on: str = param("auto", "where augmentation runs; auto: in the model on a GPU, in tf.data on a CPU",
                             choices=AUGMENT_PLACES)
+    ensemble: bool = param(True, "build a soft-vote ensemble of the trained models (members and weights chosen on "
+                                 "validation) that competes for champion")
+    external_dir: str = param("", "labelled folders of class folders (comma-separated) every model is evaluated on; "
+                                  "their classes may be a subset of training's")
     champion_metric: str = param("val_macro_f1", "validation metric that picks the champion (never a test metric)",
                                  choices=tuple(CHAMPION_METRICS))
     run_dir: str = param("runs/pipeline", "folder that receives the run's files (on an agent: a scratch folder)",
@@ -113,6 +140,13 @@ class PipelineConfig:
             found.append(f"val_fraction: {self.val_fraction} (between 0 and 1)")
         if not 0 <= self.test_fraction < 1 or self.val_fraction + self.test_fraction >= 1:
             found.append(f"test_fraction: {self.test_fraction} (0 or more, and val_fraction + test_fraction below 1)")
+        for name in ("weight_decay", "warmup_epochs", "fine_tune_layers"):
+            if getattr(self, name) < 0:
+                found.append(f"{name}: {getattr(self, name)} (0 or more)")
+        if not 0 <= self.label_smoothing < 0.5:
+            found.append(f"label_smoothing: {self.label_smoothing} (0 to 0.5)")
+        if self.patience < 1:
+            found.append(f"patience: {self.patience} (at least 1)")
         if self.max_parallel < 0:
             found.append(f"max_parallel: {self.max_parallel} (0 or more)")
         for name in ("gpu_queue", "cpu_queue", "docker_image"):

@@ -13,7 +13,10 @@ step through `pipelines/executor.py`.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+
+from brain_tumor.model_specs import get_spec
+from brain_tumor.recipe import Recipe
 
 from .fingerprint import code_fingerprint
 
@@ -30,7 +33,7 @@ class StepDecl:
     returns: tuple[str, ...] = ()  # the keys of the dict the function returns (ClearML: one artifact each)
     per_model: bool = False
     queue: str = "cpu"  # "cpu" for light steps, "gpu" for training
-    only_for: dict = field(default_factory=dict)  # argument → the one model it concerns (per-model steps)
+    only_for: dict = field(default_factory=dict)  # argument → the model family it concerns (per-model steps)
     needs_files: bool = False  # restores every upstream step's files into its run folder before it starts
 
 
@@ -40,6 +43,9 @@ DATASET = {"manifest": "${register_dataset.manifest}", "dataset_hash": "${regist
 # the dataset version: the same split, since it is deterministic for these arguments.
 REDERIVE = {"dataset_id": "${register_dataset.dataset_id}", "val_fraction": "${pipeline.val_fraction}",
             "test_fraction": "${pipeline.test_fraction}", "seed": "${pipeline.seed}"}
+
+# The recipe's knobs (brain_tumor.recipe.Recipe, one pipeline parameter each) and which recipe applies.
+RECIPE = {name: f"${{pipeline.{name}}}" for name in ("recipe", *(f.name for f in fields(Recipe)))}
 
 STEPS: tuple[StepDecl, ...] = (
     StepDecl("register_dataset", "steps.register_dataset:register_dataset", (), {
@@ -51,20 +57,29 @@ STEPS: tuple[StepDecl, ...] = (
         "skipped")),
     StepDecl("class_weights", "steps.class_weights:class_weights", ("register_dataset",),
              {**DATASET, "counts": "${register_dataset.counts}"}, ("class_weights", "dataset_hash")),
+    StepDecl("baselines", "steps.baselines:baselines", ("register_dataset",), {
+        **DATASET, **REDERIVE, "image_size": "${pipeline.image_size}",
+    }, ("rows", "dataset_hash")),
     StepDecl("train_{model}", "steps.train_model:train_model", ("register_dataset", "class_weights"), {
-        **DATASET, **REDERIVE, "model": "{model}", "class_weights": "${class_weights.class_weights}",
-        "epochs": "${pipeline.epochs}", "image_size": "${pipeline.image_size}",
-        "batch_size": "${pipeline.batch_size}", "lr": "${pipeline.lr}",
-        "resnet_weights": "${pipeline.resnet_weights}", "augment_on": "${pipeline.augment_on}",
-        "allow_cpu": "${pipeline.allow_cpu}",
-    }, ("trained", "dataset_hash"), per_model=True, queue="gpu", only_for={"resnet_weights": "resnet50"}),
+        **DATASET, **REDERIVE, **RECIPE, "model": "{model}", "class_weights": "${class_weights.class_weights}",
+        "image_size": "${pipeline.image_size}", "precision": "${pipeline.precision}",
+        "weights": "${pipeline.weights}", "fine_tune_layers": "${pipeline.fine_tune_layers}",
+        "augment_on": "${pipeline.augment_on}", "allow_cpu": "${pipeline.allow_cpu}",
+    }, ("trained", "dataset_hash"), per_model=True, queue="gpu",
+        only_for={"weights": "transfer", "fine_tune_layers": "transfer"}),
     StepDecl("evaluate", "steps.evaluate:evaluate", ("train_{model}",), {
         **DATASET, **REDERIVE, "trained_{model}": "${train_{model}.trained}",
+        "external_dir": "${pipeline.external_dir}",
     }, ("rows", "model_refs", "dataset_hash")),
-    StepDecl("select_champion", "steps.select_champion:select_champion", ("evaluate",), {
-        "rows": "${evaluate.rows}", "model_refs": "${evaluate.model_refs}",
+    StepDecl("ensemble", "steps.ensemble:ensemble", ("evaluate",), {
+        **DATASET, **REDERIVE, "trained_{model}": "${train_{model}.trained}", "rows": "${evaluate.rows}",
+        "model_refs": "${evaluate.model_refs}", "enabled": "${pipeline.ensemble}",
+        "external_dir": "${pipeline.external_dir}",
+    }, ("rows", "model_refs", "dataset_hash")),
+    StepDecl("select_champion", "steps.select_champion:select_champion", ("ensemble", "baselines"), {
+        "rows": "${ensemble.rows}", "model_refs": "${ensemble.model_refs}", "baseline_rows": "${baselines.rows}",
         "metric": "${pipeline.champion_metric}", "run_dir": "${pipeline.run_dir}",
-    }, ("champion", "metric", "value", "why", "source", "path"), needs_files=True),
+    }, ("champion", "metric", "value", "why", "margin", "source", "path"), needs_files=True),
 )
 
 
@@ -96,8 +111,9 @@ def expand(models: list[str], steps: tuple[StepDecl, ...] = STEPS) -> list[Node]
                         for p in ([_fill(parent, m) for m in models] if parent in per_model else [parent]))
         for model in (models if step.per_model else [None]):
             if model is not None:
+                family = get_spec(model).family
                 kwargs = {key: _fill(value, model) for key, value in step.kwargs.items()
-                          if step.only_for.get(key, model) == model}
+                          if step.only_for.get(key, family) == family}
             else:
                 kwargs = {}
                 for key, value in step.kwargs.items():

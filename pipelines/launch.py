@@ -7,9 +7,12 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 from brain_tumor.data import dataset_hash, scan
-from steps.registry import register_version
+from brain_tumor.data import find_layout
+from brain_tumor.external import folders
+from steps.registry import DATASET_NAME, EXTERNAL, register_version
 from steps.tracking import PROJECT
 
 from .clearml_pipeline import LAUNCH_ENV
@@ -18,6 +21,13 @@ from .dag import data_layout
 from .server import check_server
 
 MODES = ("remote", "controller-local", "steps-local", "draft")
+
+
+def register_external(folder: Path) -> str:
+    """An external folder as a version of its own dataset ("<dataset>-external-<folder name>")."""
+    (folder,) = folders(str(folder))  # a clear error for a missing folder
+    layout = find_layout(folder)
+    return register_version(layout, dataset_hash(scan(layout, 8)), PROJECT, f"{DATASET_NAME}-external-{folder.name}")
 
 
 def launch(config: PipelineConfig, mode: str = "remote", controller_queue: str = "services") -> int:
@@ -32,6 +42,10 @@ def launch(config: PipelineConfig, mode: str = "remote", controller_queue: str =
         content = dataset_hash(scan(layout, 8))  # validates every file here, before anything is uploaded
         config = config.replace(dataset_id=register_version(layout, content, PROJECT), data="", train_dir="",
                                 test_dir="")  # agents read the dataset version, not this disk
+    if config.external_dir:  # agents see none of this disk: each external folder goes up as a dataset of its own
+        config = config.replace(external_dir=",".join(
+            path if path.startswith(EXTERNAL) else EXTERNAL + register_external(Path(path))
+            for path in config.external_dir.split(",") if path.strip()))
     if mode == "steps-local":
         config = config.replace(allow_cpu=True)  # the steps train here, on whatever this machine has
     launch_env = json.dumps({"parameters": config.values(), "mode": mode, "controller_queue": controller_queue})

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from brain_tumor.data import folder_fingerprint
+from brain_tumor.external import folders
 from brain_tumor.errors import UserError
 from steps.tracking import server_configured
 
@@ -71,8 +72,11 @@ def _paths(value, run_dir: str):
     return [value] if isinstance(value, str) and value.startswith(run_dir) else []
 
 
-def finished(step_dir: Path, key: str, run_dir: str) -> dict | None:
-    """The saved result of a step that finished with this key and whose files are all still there."""
+def reusable(step_dir: Path, key: str, run_dir: str, force: bool) -> dict | None:
+    """The saved result of a step that finished with this key and whose files are all still there (never with
+    `force`)."""
+    if force:
+        return None
     try:
         call = json.loads((step_dir / "call.json").read_text())
         saved = json.loads((step_dir / "result.json").read_text())
@@ -109,6 +113,7 @@ def run_pipeline(config: PipelineConfig, quiet: bool = False) -> list[StepRun]:
     models = config.model_names()
     if not config.dataset_id:
         data_layout(config)  # a bad data folder stops here, before any step
+    folders(config.external_dir)  # so does a missing external folder
     nodes = expand(models)
     offline = not server_configured()
     if not offline:  # steps here, tracking on the server: fail now, clearly, rather than in every step
@@ -139,7 +144,7 @@ def run_pipeline(config: PipelineConfig, quiet: bool = False) -> list[StepRun]:
             kwargs = {key: resolve(value, parameters, results) for key, value in node.kwargs.items()}
             key = step_key(node, kwargs, config)
             step_dir = run_dir / "steps" / node.name
-            saved = None if config.force else finished(step_dir, key, str(run_dir))
+            saved = reusable(step_dir, key, str(run_dir), config.force)
             if saved is not None:
                 results[node.name] = saved["result"]
                 runs[node.name] = StepRun(node.name, "reused", saved["seconds"], 0.0, str(step_dir / "log.txt"))

@@ -26,7 +26,12 @@ def write_summary(run_dir: Path, config, results: dict, runs: list, offline: boo
         "- Split manifest: manifest.csv (near-duplicates never straddle train / validation / test)",
         "",
         "## Models",
-        f"Image size {config.image_size}, up to {config.epochs} epochs, learning rate {config.lr}, seed {config.seed}.",
+        f"Image size {config.image_size}, seed {config.seed}, recipe {config.recipe}"
+        + (" (the notebook's, exactly)." if config.recipe == "seed" else
+           f": {config.optimizer}, learning rate {config.lr}, {config.schedule} schedule, {config.augment} "
+           f"augmentation, label smoothing {config.label_smoothing}, up to {config.epochs} epochs, early stopping on "
+           f"{config.monitor}" + (", cropped to the head" if config.crop else "")
+           + (", per-image standardisation" if config.normalize else "") + "."),
         "",
         (run_dir / "comparison.md").read_text(),
         "## Champion",

@@ -1,5 +1,5 @@
-"""Step: validation and test metrics (and train, for the overfitting gap), calibration and the twin/novel split of
-the test metrics for every trained model, with their figures."""
+"""Step: validation and test metrics (and train, for the overfitting gap) with 95 % intervals, calibration, the
+twin/novel split of the test metrics, and every external folder, for every trained model, with their figures."""
 
 from __future__ import annotations
 
@@ -19,46 +19,75 @@ from .registry import step_data
 from .tracking import report_images, report_scalars, upload_artifact
 
 
+class EvaluationData:
+    """The split images (and external sets) each model is evaluated on, decoded once per (image size, crop)."""
+
+    def __init__(self, manifest, dataset_hash, dataset_id, val_fraction, test_fraction, seed, run_dir, external_dir):
+        self.args = (manifest, dataset_hash, dataset_id, val_fraction, test_fraction, seed, run_dir)
+        self.dataset_hash, self.seed = dataset_hash, seed
+        self.external_dir = registry.local_folders(external_dir)
+        self.cache: dict[tuple[int, bool], tuple] = {}
+
+    def get(self, image_size: int, crop: bool):
+        """(prepared data, test twins, external sets) for models trained at this size and crop."""
+        from brain_tumor.external import load_external
+
+        key = (image_size, crop)
+        if key not in self.cache:
+            manifest, digest, dataset_id, val_fraction, test_fraction, seed, run_dir = self.args
+            prepared = step_data(manifest, image_size, digest, dataset_id, val_fraction, test_fraction, seed,
+                                 run_dir, crop=crop)
+            twins = np.asarray(audit(figures.manifest_frame(prepared), seed=seed)["is_twin"], bool)
+            externals = load_external(self.external_dir, prepared.scanned.class_names, image_size, crop,
+                                      prepared.scanned.phashes, prepared.scanned.files) if self.external_dir else []
+            self.cache[key] = (prepared, twins, externals)
+        return self.cache[key]
+
+
+def assess(model, name: str, training: dict, data: EvaluationData, run_dir: str) -> dict:
+    """Evaluate one model as every model is (the trained ones and the ensemble): metrics JSON, predictions CSV,
+    figures; returns its comparison row."""
+    from brain_tumor.external import external_metrics
+
+    prepared, twins, externals = data.get(training["image_size"], training.get("crop", False))
+    names = prepared.scanned.class_names
+    probabilities = predict_splits(model, prepared)
+    metrics = {**evaluate_splits(model, prepared, probabilities), "dataset_hash": data.dataset_hash}
+    if "test" in probabilities:  # test metrics apart for test images with a near-duplicate in train/val
+        metrics["leakage"] = twin_metrics(prepared.subset("test")[1], probabilities["test"], twins, names)
+    metrics["external"] = {ext.name: external_metrics(ext, model.predict(ext.pixels.astype(np.float32), verbose=0),
+                                                      names) for ext in externals}
+    out = Path(run_dir) / "metrics"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{name}.json").write_text(json.dumps(metrics, indent=2))
+    predictions_frame(prepared, probabilities).to_csv(out / f"{name}_predictions.csv", index=False)
+    report_images(figures.evaluation(model, name, metrics, prepared, probabilities,
+                                     figures.report_dir(run_dir) / "evaluation" / name, data.seed))
+    row = comparison_row(training, metrics)
+    report_scalars(name, {"val accuracy": row["val_acc"], "val macro F1": row["val_macro_f1"],
+                          "test accuracy": row["test_acc"], "test macro F1": row["test_macro_f1"],
+                          "val ECE": metrics["calibration"]["val"]["ece"]})
+    print(f"{name}: validation accuracy {row['val_acc']:.3f}, macro F1 {row['val_macro_f1']:.3f} "
+          f"[{row['val_macro_f1_low']:.3f}, {row['val_macro_f1_high']:.3f}], "
+          f"ECE {metrics['calibration']['val']['ece']:.3f}")
+    return row
+
+
 def evaluate(manifest: str, dataset_hash: str, run_dir: str, dataset_id: str, val_fraction: float,
-             test_fraction: float, seed: int, **trained_models: dict) -> dict:
+             test_fraction: float, seed: int, external_dir: str, **trained_models: dict) -> dict:
     """`trained_<model>` arguments: each training step's `trained` result (model reference and training record), or
     None for a model the run's list leaves out."""
     from brain_tumor.models import load_model
 
-    out = Path(run_dir) / "metrics"
-    out.mkdir(parents=True, exist_ok=True)
-    prepared_by_size: dict[int, object] = {}
-    twins_by_size: dict[int, list[bool]] = {}
-    rows, model_refs = [], {}
     trained_models = {k: v for k, v in trained_models.items() if v}  # None: a model left out of this run
     if not trained_models:
         raise UserError("No trained model reached evaluation: the run's model list selected none.")
+    data = EvaluationData(manifest, dataset_hash, dataset_id, val_fraction, test_fraction, seed, run_dir,
+                          external_dir)
+    rows, model_refs = [], {}
     for trained in trained_models.values():
-        training, name = trained["training"], trained["model"]
-        size = training["image_size"]
-        if size not in prepared_by_size:
-            prepared_by_size[size] = step_data(manifest, size, dataset_hash, dataset_id, val_fraction,
-                                               test_fraction, seed, run_dir)
-            twins_by_size[size] = audit(figures.manifest_frame(prepared_by_size[size]), seed=seed)["is_twin"]
-        prepared = prepared_by_size[size]
         model, _ = load_model(registry.resolve_model(trained["model_ref"]))
-        probabilities = predict_splits(model, prepared)
-        metrics = {**evaluate_splits(model, prepared, probabilities), "dataset_hash": dataset_hash}
-        if "test" in probabilities:  # test metrics apart for test images with a near-duplicate in train/val
-            metrics["leakage"] = twin_metrics(prepared.subset("test")[1], probabilities["test"],
-                                              np.asarray(twins_by_size[size], bool),
-                                              prepared.scanned.class_names)
-        (out / f"{name}.json").write_text(json.dumps(metrics, indent=2))
-        predictions_frame(prepared, probabilities).to_csv(out / f"{name}_predictions.csv", index=False)
-        report_images(figures.evaluation(model, name, metrics, prepared, probabilities,
-                                         figures.report_dir(run_dir) / "evaluation" / name, seed))
-        row = comparison_row(training, metrics)
-        rows.append(row)
-        model_refs[name] = trained["model_ref"]
-        report_scalars(name, {"val accuracy": row["val_acc"], "val macro F1": row["val_macro_f1"],
-                              "test accuracy": row["test_acc"], "test macro F1": row["test_macro_f1"],
-                              "val ECE": metrics["calibration"]["val"]["ece"]})
-        print(f"{name}: validation accuracy {row['val_acc']:.3f}, macro F1 {row['val_macro_f1']:.3f}, "
-              f"ECE {metrics['calibration']['val']['ece']:.3f}")
+        rows.append(assess(model, trained["model"], trained["training"], data, run_dir))
+        model_refs[trained["model"]] = trained["model_ref"]
     upload_artifact("comparison rows", rows)
     return {"rows": rows, "model_refs": model_refs, "dataset_hash": dataset_hash}

@@ -69,13 +69,15 @@ def publish_model(task, path: str, record: dict) -> str:
     if not task.output_uri:  # without one the registry would hold a path inside this (throw-away) machine
         raise UserError("The training task has no output_uri: its model could not be uploaded. Set the pipeline "
                         "parameter output_uri, or sdk.development.default_output_uri in clearml.conf.")
+    settings = ("recipe", "image_size", "crop", "precision", "weights", "fine_tune_layers", "members", "tta")
     output = OutputModel(task=task, name=f"brain-tumor {record['model']}", framework="Keras",
                          label_enumeration={name: i for i, name in enumerate(record["class_names"])},
-                         config_dict={**record["config"], "image_size": record["image_size"]},
+                         config_dict={key: record[key] for key in settings if key in record},
                          tags=[record["model"]])
     output.update_weights(weights_filename=path, upload_uri=task.output_uri, auto_delete_file=False)
-    for key in ("best_val_loss", "best_epoch", "epochs_run", "dataset_hash"):
-        output.set_metadata(key, str(record[key]))
+    for key in ("best_monitor", "best_epoch", "epochs_run", "dataset_hash"):
+        if key in record:
+            output.set_metadata(key, str(record[key]))
     output.set_metadata("params_total", str(record["params"]["total"]))
     return output.id
 
@@ -160,13 +162,13 @@ def sync_version(dataset, layout) -> None:
         dataset.remove_files("Testing/*", verbose=False)
 
 
-def register_version(layout, content_hash: str, project: str) -> str:
-    """Upload a data folder as a new version of the project's dataset (child of the latest), unless the latest
-    version already holds the same content. Returns the version's id. Needs a server."""
+def register_version(layout, content_hash: str, project: str, name: str = DATASET_NAME) -> str:
+    """Upload a data folder as a new version of dataset `name` (child of the latest), unless the latest version
+    already holds the same content. Returns the version's id. Needs a server."""
     from clearml import Dataset
 
     try:
-        latest = Dataset.get(dataset_project=project, dataset_name=DATASET_NAME, only_completed=True)
+        latest = Dataset.get(dataset_project=project, dataset_name=name, only_completed=True)
     except ValueError:  # no version yet
         latest = None
     latest_info = None if latest is None else {
@@ -176,7 +178,7 @@ def register_version(layout, content_hash: str, project: str) -> str:
     if action == "reuse":
         print(f"Dataset unchanged: reusing version {dataset_id}")
         return dataset_id
-    dataset = Dataset.create(dataset_project=project, dataset_name=DATASET_NAME,
+    dataset = Dataset.create(dataset_project=project, dataset_name=name,
                              parent_datasets=[dataset_id] if dataset_id else None,
                              dataset_tags=[f"content:{content_hash}"])
     sync_version(dataset, layout)
@@ -186,22 +188,31 @@ def register_version(layout, content_hash: str, project: str) -> str:
     return dataset.id
 
 
+EXTERNAL = "dataset:"  # an external folder registered on the server: dataset:<version id>
+
+
+def local_folders(external_dir: str) -> str:
+    """The external folders on this machine: each `dataset:<id>` (registered by `launch`) as its local copy."""
+    return ",".join(str(dataset_local_copy(p.strip()[len(EXTERNAL):])) if p.strip().startswith(EXTERNAL) else p
+                    for p in external_dir.split(",") if p.strip())
+
+
 def step_data(manifest: str, image_size: int, expected_hash: str, dataset_id: str, val_fraction: float,
-              test_fraction: float, seed: int, run_dir: str):
+              test_fraction: float, seed: int, run_dir: str, crop: bool = False):
     """The split images a step needs: from the manifest where this machine has it (local runs, shared disks), else
     re-derived from the dataset version's local copy (the split is deterministic) and checked against its hash."""
     from brain_tumor.data import dataset_hash, find_layout
     from brain_tumor.experiment import load_prepared, prepare_data
 
     if Path(manifest).is_file():
-        return load_prepared(manifest, image_size)
+        return load_prepared(manifest, image_size, crop=crop)
     if not dataset_id:
         raise UserError(f"The manifest {manifest} is not on this machine and the run has no dataset id to fetch the "
                         f"images from: register the data on the server (brain-tumor launch) or share the run folder.")
     out = Path(run_dir)
     out.mkdir(parents=True, exist_ok=True)
     prepared = prepare_data(find_layout(dataset_local_copy(dataset_id)), image_size, val_fraction, test_fraction,
-                            seed, out)
+                            seed, out, crop=crop)
     if dataset_hash(prepared.scanned) != expected_hash:
         raise UserError(f"Dataset {dataset_id} does not hold the registered content (hash {expected_hash[:12]}…).")
     return prepared

@@ -15,23 +15,58 @@ from .registry import CHAMPION_TAG, champion_tag_changes, find_models
 from .tracking import current_task, report_images, report_table, upload_artifact
 
 
-def select_champion(rows: list[dict], model_refs: dict, run_dir: str, metric: str) -> dict:
+def margin(run_dir: Path, rows: list[dict], champion: str, metric: str) -> dict | None:
+    """The champion's validation macro-F1 (or accuracy) minus the runner-up's, with a 95 % paired-bootstrap
+    interval over the same validation images: an interval that holds 0 means the two are not distinguishable."""
+    import pandas as pd
+
+    from brain_tumor.intervals import paired_difference
+
+    others = [r for r in rows if r["model"] != champion]
+    if not others:
+        return None
+    column, higher_is_better = CHAMPION_METRICS[metric]
+    runner_up = sorted(others, key=lambda r: -r[column] if higher_is_better else r[column])[0]["model"]
+    paths = {m: run_dir / "metrics" / f"{m}_predictions.csv" for m in (champion, runner_up)}
+    if not all(path.is_file() for path in paths.values()):
+        return None  # no predictions to compare (models evaluated elsewhere, without their files)
+    frames = {m: pd.read_csv(path) for m, path in paths.items()}
+    val = {m: f[f["split"] == "val"].sort_values("file") for m, f in frames.items()}
+    names = sorted(set(val[champion]["true"]) | set(val[champion]["predicted"]) | set(val[runner_up]["predicted"]))
+    index = {n: i for i, n in enumerate(names)}
+    labels = val[champion]["true"].map(index).to_numpy()
+    score = "accuracy" if metric == "val_accuracy" else "macro_f1"
+    difference = paired_difference(labels, val[champion]["predicted"].map(index).to_numpy(),
+                                   val[runner_up]["predicted"].map(index).to_numpy(), names, score)
+    return {"runner_up": runner_up, "metric": f"val_{score}", **difference,
+            "distinguishable": difference["low"] > 0 or difference["high"] < 0}
+
+
+def select_champion(rows: list[dict], model_refs: dict, baseline_rows: list[dict], run_dir: str,
+                    metric: str) -> dict:
+    """The champion among the models (and the ensemble) by a validation metric; the baselines are in the table,
+    never candidates."""
     out = Path(run_dir)
     out.mkdir(parents=True, exist_ok=True)  # on a fresh agent only the upstream steps' restored files are here
     champion, why = choose_champion(rows, metric)
-    table = comparison_table(rows, champion)
+    gap = margin(out, rows, champion, metric)
+    if gap is not None:
+        why += (f" Its margin over {gap['runner_up']} in {gap['metric']} is {gap['difference']:+.3f} (95 % interval "
+                f"{gap['low']:+.3f} to {gap['high']:+.3f}): "
+                + ("a real difference." if gap["distinguishable"] else "within noise, not a clear winner."))
+    table = comparison_table(rows + baseline_rows, champion)
     table.to_csv(out / "comparison.csv", index=False)
     (out / "comparison.md").write_text(to_markdown(table))
     shutil.copyfile(registry.resolve_model(model_refs[champion]), out / "champion.keras")
     column = CHAMPION_METRICS[metric][0]
     value = next(r[column] for r in rows if r["model"] == champion)
-    decision = {"champion": champion, "metric": metric, "value": value, "why": why,
+    decision = {"champion": champion, "metric": metric, "value": value, "why": why, "margin": gap,
                 "source": model_refs[champion], "path": str(out / "champion.keras")}
     (out / "champion.json").write_text(json.dumps(decision, indent=2))
     print(f"Champion: {why}")
     histories = {row["model"]: json.loads(path.read_text()) for row in rows
                  if (path := out / "models" / row["model"] / "history.json").is_file()}
-    shown = figures.comparison(rows, histories, champion, figures.report_dir(out) / "comparison")
+    shown = figures.comparison(rows + baseline_rows, histories, champion, figures.report_dir(out) / "comparison")
     report_images(shown)
     missing, report = missing_inputs(out), None
     if missing:  # earlier steps ran on other machines: their figures are in ClearML, not in this folder

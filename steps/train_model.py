@@ -25,14 +25,17 @@ def report_epoch(row: dict) -> None:
     report_scalars("epoch seconds", {"seconds": row["epoch_seconds"]}, step)
 
 
-def train_model(model: str, manifest: str, dataset_hash: str, class_weights: dict, run_dir: str, epochs: int,
-                image_size: int, batch_size: int, lr: float, seed: int, augment_on: str, allow_cpu: bool,
-                dataset_id: str, val_fraction: float, test_fraction: float, resnet_weights: str = "none") -> dict:
-    """`resnet_weights` reaches the resnet50 node only (the DAG's `only_for`), so a new weights file retrains it
-    alone."""
+def train_model(model: str, manifest: str, dataset_hash: str, class_weights: dict, run_dir: str, image_size: int,
+                seed: int, dataset_id: str, val_fraction: float, test_fraction: float, precision: str,
+                augment_on: str, allow_cpu: bool, recipe: str, weights: str = "none", fine_tune_layers: int = 0,
+                **knobs) -> dict:
+    """`knobs` are the tuned recipe's parameters (`brain_tumor.recipe.Recipe`); `recipe="seed"` trains with the
+    notebook's instead. `weights` and `fine_tune_layers` reach transfer models only (the DAG's `only_for`), so a
+    new weights file retrains those alone."""
     import tensorflow as tf
 
     from brain_tumor.models import summary_text
+    from brain_tumor.recipe import Recipe, choose
     from brain_tumor.training import TrainConfig
 
     if not allow_cpu and not tf.config.list_physical_devices("GPU"):
@@ -41,18 +44,20 @@ def train_model(model: str, manifest: str, dataset_hash: str, class_weights: dic
                         f"the project's image (docker/README.md shows how to check that TensorFlow sees the GPU), or "
                         f"set the pipeline parameter allow_cpu=true to train on the CPU (slow).")
     spec = get_spec(model)
-    prepared = step_data(manifest, image_size, dataset_hash, dataset_id, val_fraction, test_fraction, seed, run_dir)
+    trained_with = choose(recipe, Recipe(**knobs))
+    prepared = step_data(manifest, image_size, dataset_hash, dataset_id, val_fraction, test_fraction, seed, run_dir,
+                         crop=trained_with.crop)
     names = prepared.scanned.class_names
-    config = TrainConfig(epochs=epochs, learning_rate=lr, batch_size=batch_size or spec.batch_size, seed=seed,
-                         augment_on=augment_on)
-    weights = None if str(resnet_weights).lower() in ("", "none") else resnet_weights
+    config = TrainConfig(trained_with, trained_with.batch_size or spec.batch_size, seed, augment_on)
     out = Path(run_dir) / "models" / model
-    keras_model, record = train_and_save(prepared, model, config, out, weights,
+    keras_model, record = train_and_save(prepared, model, config, out, None if weights.lower() == "none" else weights,
                                          class_weight={names.index(c): w for c, w in class_weights.items()},
-                                         on_epoch=report_epoch)
+                                         on_epoch=report_epoch, fine_tune_layers=fine_tune_layers,
+                                         precision=precision)
     summary = summary_text(keras_model)
     history = json.loads((out / "history.json").read_text())
-    report_images(figures.training(history, model, summary, figures.report_dir(run_dir) / "models" / model))
+    report_images(figures.training(history, model, summary, figures.report_dir(run_dir) / "models" / model,
+                                   record["best_epoch"], record["monitor"]))
     report_text(summary)
     record["dataset_hash"] = dataset_hash
     model_ref = str(out / "model.keras")

@@ -28,7 +28,7 @@ def learnable_data(tmp_path_factory):
     return write_dataset(tmp_path_factory.mktemp("learnable"), 100, 20, size=32, seed=1)
 
 
-FAST = {"epochs": 2, "image_size": 32, "lr": 1e-3, "resnet_weights": "none"}
+FAST = {"epochs": 2, "image_size": 32, "weights": "none", "warmup_epochs": 0}
 # Stand for ClearML credentials in the environment: the pipeline run must not write them anywhere. Made at run time
 # so that they are not in any source file (ClearML records a run's uncommitted git diff).
 SECRET_MARKER = f"secret-{uuid.uuid4().hex}"

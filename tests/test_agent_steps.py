@@ -100,9 +100,13 @@ def test_a_training_step_that_sees_no_gpu_fails_clearly_unless_cpu_is_allowed(mo
     from steps.train_model import train_model
 
     monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: [])
+    from dataclasses import asdict
+
+    from brain_tumor.recipe import SEED
+
     arguments = dict(model="cnn_a", manifest=str(tmp_path / "absent.csv"), dataset_hash="h", class_weights={},
-                     run_dir=str(tmp_path), epochs=1, image_size=32, batch_size=0, lr=1e-3, seed=0,
-                     augment_on="none", dataset_id="", val_fraction=0.15, test_fraction=0.15)
+                     run_dir=str(tmp_path), image_size=32, seed=0, augment_on="none", dataset_id="",
+                     val_fraction=0.15, test_fraction=0.15, precision="float32", recipe="seed", **asdict(SEED))
     with pytest.raises(UserError, match="sees no GPU.*allow_cpu=true"):
         train_model(**arguments, allow_cpu=False)
     with pytest.raises(UserError, match="manifest .* is not on this machine"):  # allowed: it goes on to the data

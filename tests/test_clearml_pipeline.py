@@ -66,8 +66,9 @@ def pre_main(script: str) -> str:
 @pytest.mark.parametrize("models", ["cnn_b", "cnn_a,cnn_c,resnet50"])
 def test_every_generated_step_script_compiles_and_its_imports_run(tmp_path, models):
     built = build(tmp_path, {"models": models})
-    assert list(built["nodes"]) == ["register_dataset", "class_weights", *[f"train_{m}" for m in models.split(",")],
-                                    "evaluate", "select_champion"]
+    assert list(built["nodes"]) == ["register_dataset", "class_weights", "baselines",
+                                    *[f"train_{m}" for m in models.split(",")], "evaluate", "ensemble",
+                                    "select_champion"]
     for name, node in built["nodes"].items():
         path = tmp_path / f"{name}.py"
         path.write_text(node["script"])
@@ -83,12 +84,12 @@ def test_every_generated_step_script_compiles_and_its_imports_run(tmp_path, mode
 
 def test_nodes_for_exactly_the_chosen_models_on_the_chosen_queues(two_models):
     nodes = two_models["nodes"]
-    assert list(nodes) == ["register_dataset", "class_weights", "train_cnn_b", "train_resnet50", "evaluate",
-                           "select_champion"]
+    assert list(nodes) == ["register_dataset", "class_weights", "baselines", "train_cnn_b", "train_resnet50",
+                           "evaluate", "ensemble", "select_champion"]
     assert nodes["evaluate"]["parents"] == ["train_cnn_b", "train_resnet50"]
     assert {n: d["queue"] for n, d in nodes.items()} == {
-        "register_dataset": "cpu", "class_weights": "cpu", "train_cnn_b": "gpu-a100", "train_resnet50": "gpu-a100",
-        "evaluate": "cpu", "select_champion": "cpu"}
+        "register_dataset": "cpu", "class_weights": "cpu", "baselines": "cpu", "train_cnn_b": "gpu-a100",
+        "train_resnet50": "gpu-a100", "evaluate": "cpu", "ensemble": "cpu", "select_champion": "cpu"}
     assert all(d["cache"] for d in nodes.values())  # the local runner's reuse rule: same code, arguments, data
     assert nodes["train_cnn_b"]["monitor_metrics"] == [["accuracy", "validation"], ["loss", "validation"]]
     assert nodes["train_resnet50"]["monitor_models"] == ["brain-tumor resnet50"]  # the name publish_model registers
@@ -112,7 +113,7 @@ def test_steps_run_in_the_image_with_auto_logging_off_and_upload_where_the_contr
 def test_parameter_references_and_upstream_files(two_models):
     train = two_models["nodes"]["train_cnn_b"]["parameters"]
     assert train["kwargs/epochs"] == "${pipeline.epochs}" and train["kwargs/node"] == "train_cnn_b"
-    assert "kwargs/resnet_weights" not in train  # a new weights file retrains ResNet50 alone
+    assert "kwargs/weights" not in train  # a new weights file retrains the transfer models alone
     assert train["kwargs_artifacts/manifest"] == "${register_dataset.id}.manifest"
     assert train["kwargs_artifacts/class_weights"] == "${class_weights.id}.class_weights"
     last = two_models["nodes"]["select_champion"]["parameters"]
@@ -206,7 +207,8 @@ def test_an_agent_rerunning_the_controller_reads_the_edited_parameters(draft, tm
     line = next((x for x in result.stdout.splitlines() if x.startswith("STARTED=")), None)
     assert line, result.stdout + result.stderr
     nodes = json.loads(line[len("STARTED="):])
-    assert list(nodes) == ["register_dataset", "class_weights", "train_cnn_c", "evaluate", "select_champion"]
+    assert list(nodes) == ["register_dataset", "class_weights", "baselines", "train_cnn_c", "evaluate", "ensemble",
+                           "select_champion"]
     assert nodes["train_cnn_c"]["queue"] == "gpu-h200" and nodes["evaluate"]["queue"] == "cpu-small"
 
 

@@ -31,8 +31,9 @@ def test_train_writes_a_complete_consistent_run(trained_run, learnable_data):
     assert metrics["epochs_run"] == len(json.loads((trained_run / "history.json").read_text())) == 3
     assert metrics["params"]["total"] > metrics["params"]["trainable"] > 0
     assert metrics["spec"] == {"name": "cnn_b", "filters": [16, 32, 64, 128], "kernel_size": 3, "dropout": 0.5,
-                               "batch_size": 64, "family": "custom_cnn"}
-    assert metrics["config"]["batch_size"] == 16 and metrics["config"]["seed"] == 7
+                               "batch_size": 64, "family": "custom_cnn", "backbone": "", "preprocess": "",
+                               "weights_file": ""}
+    assert metrics["batch_size"] == 16 and metrics["seed"] == 7 and metrics["recipe"]["optimizer"] == "adamw"
     assert metrics["overfitting"]["gap"] == pytest.approx(metrics["train"]["accuracy"] - metrics["val"]["accuracy"])
     # Testing/ is the test set; validation was carved from Training only
     test_files = manifest.loc[manifest["split"] == "test", "file"]
@@ -83,7 +84,7 @@ def test_demo_runs_the_pipeline_and_a_second_demo_reuses_it(tmp_path, capsys):
     for name in ("summary.md", "comparison.csv", "champion.keras", "champion.json"):
         assert (tmp_path / "demo" / name).is_file()
     assert main(args) == 0
-    assert capsys.readouterr().out.count("reused") == 6
+    assert capsys.readouterr().out.count("reused") == 8  # every step: 2 trainings, baselines, ensemble, …
 
 
 def test_errors_from_a_shell_have_no_traceback(tmp_path):

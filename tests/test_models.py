@@ -1,4 +1,5 @@
-"""The four models: the seed's layer structure, true parameter counts, ResNet50 weights, saving with metadata."""
+"""The models: the seed's layer structure, true parameter counts, the transfer backbones (weights, preprocessing,
+fine-tuning), per-image standardisation, saving with metadata."""
 
 import numpy as np
 import pytest
@@ -7,10 +8,12 @@ from keras import layers
 from brain_tumor.errors import UserError
 from brain_tumor.models import (
     MODEL_SPECS,
+    BackbonePreprocess,
+    PerImageStandardization,
     ResNet50Preprocess,
     build_model,
-    build_resnet50,
     count_params,
+    unfreeze_top,
     load_model,
     read_metadata,
     save_model,
@@ -57,8 +60,8 @@ def test_true_parameter_counts_at_224(name):
 
 
 def test_resnet50_frozen_base_and_seed_head():
-    model = build_model("resnet50", 32, 4, resnet_weights=None)
-    assert isinstance(model.layers[1], ResNet50Preprocess)
+    model = build_model("resnet50", 32, 4, weights=None)
+    assert isinstance(model.layers[1], BackbonePreprocess) and model.layers[1].module == "resnet50"
     base = model.layers[2]
     assert base.name == "resnet50" and not base.trainable
     head = [type(layer).__name__ for layer in model.layers[3:]]
@@ -73,8 +76,9 @@ def test_resnet50_frozen_base_and_seed_head():
 
 def test_resnet50_preprocessing_is_its_own():
     pixels = np.full((1, 2, 2, 3), [10.0, 20.0, 30.0], np.float32)
-    out = np.asarray(ResNet50Preprocess()(pixels))
+    out = np.asarray(BackbonePreprocess("resnet50")(pixels))
     assert np.allclose(out[0, 0, 0], [30 - 103.939, 20 - 116.779, 10 - 123.68], atol=1e-3)  # BGR, ImageNet mean
+    assert np.allclose(np.asarray(ResNet50Preprocess()(pixels)), out)  # models saved by version 0.1 still load
 
 
 def test_resnet50_loads_a_local_weights_file(tmp_path):
@@ -82,14 +86,54 @@ def test_resnet50_loads_a_local_weights_file(tmp_path):
     source = keras.applications.ResNet50(include_top=False, weights=None, input_shape=(32, 32, 3))
     path = tmp_path / "resnet50_notop.weights.h5"
     source.save_weights(path)
-    model = build_resnet50(32, 4, weights=str(path))
+    model = build_model("resnet50", 32, 4, weights=str(path))
     loaded = model.get_layer("resnet50").get_weights()
     assert all(np.array_equal(a, b) for a, b in zip(loaded, source.get_weights()))
 
 
-def test_resnet50_missing_weights_file_is_a_clear_error(tmp_path):
-    with pytest.raises(UserError, match="weights file not found.*--resnet-weights|weights file not found"):
-        build_resnet50(32, 4, weights=str(tmp_path / "missing.h5"))
+def test_a_weights_folder_gives_each_backbone_its_keras_file(tmp_path):
+    import keras
+
+    from brain_tumor.models import weights_source
+    from brain_tumor.model_specs import get_spec
+
+    (tmp_path / "efficientnetv2-b0_notop.h5").write_bytes(b"")
+    assert weights_source(get_spec("efficientnetv2b0"), str(tmp_path)) == str(tmp_path / "efficientnetv2-b0_notop.h5")
+    assert weights_source(get_spec("resnet50"), "imagenet") == "imagenet"
+    source = keras.applications.EfficientNetV2B0(include_top=False, weights=None, input_shape=(32, 32, 3))
+    source.save_weights(tmp_path / "b0.weights.h5")
+    model = build_model("efficientnetv2b0", 32, 4, weights=str(tmp_path / "b0.weights.h5"))
+    assert all(np.array_equal(a, b) for a, b in zip(model.layers[1].get_weights(), source.get_weights()))
+    assert model.layers[1].name.startswith("efficientnetv2") and not model.layers[1].trainable
+
+
+def test_missing_weights_are_a_clear_error(tmp_path):
+    with pytest.raises(UserError, match="ResNet50 weights not found: .*missing.h5"):
+        build_model("resnet50", 32, 4, weights=str(tmp_path / "missing.h5"))
+    with pytest.raises(UserError, match="efficientnetv2-b0_notop.h5"):
+        build_model("efficientnetv2b0", 32, 4, weights=str(tmp_path))  # a folder without the file
+
+
+def test_fine_tuning_opens_the_top_of_the_backbone_but_not_its_batchnorm():
+    model = build_model("resnet50", 32, 4, weights=None)
+    before = count_params(model)["trainable"]
+    opened = unfreeze_top(model, 12)
+    base = model.layers[2]
+    trainable = [layer for layer in base.layers if layer.trainable]
+    assert trainable and all(base.layers.index(layer) >= len(base.layers) - 12 for layer in trainable)
+    assert not any(isinstance(layer, layers.BatchNormalization) for layer in trainable)
+    assert opened == sum(1 for layer in trainable if layer.weights) > 0
+    assert count_params(model)["trainable"] > before
+
+
+def test_per_image_standardisation_gives_mean_0_and_sd_1():
+    pixels = np.random.default_rng(0).uniform(0, 255, (2, 8, 8, 3)).astype(np.float32)
+    pixels[1] = pixels[1] * 0.2 + 30  # another scanner's range
+    out = np.asarray(PerImageStandardization()(pixels))
+    assert np.allclose(out.mean(axis=(1, 2, 3)), 0, atol=1e-5) and np.allclose(out.std(axis=(1, 2, 3)), 1, atol=1e-4)
+    assert np.isfinite(np.asarray(PerImageStandardization()(np.zeros((1, 4, 4, 3))))).all()  # a blank image
+    model = build_model("cnn_a", 32, 4, normalize=True)
+    assert isinstance(model.layers[2], PerImageStandardization)
 
 
 def test_unknown_model_is_a_clear_error():

@@ -16,8 +16,9 @@ from pipelines.local_runner import run_pipeline
 def test_every_step_ran_and_left_its_files(first_run):
     run_dir, runs = first_run
     assert [(r.name, r.status) for r in runs] == [
-        ("register_dataset", "ran"), ("class_weights", "ran"), ("train_cnn_a", "ran"), ("train_cnn_b", "ran"),
-        ("train_resnet50", "ran"), ("evaluate", "ran"), ("select_champion", "ran")]
+        ("register_dataset", "ran"), ("class_weights", "ran"), ("baselines", "ran"), ("train_cnn_a", "ran"),
+        ("train_cnn_b", "ran"), ("train_resnet50", "ran"), ("evaluate", "ran"), ("ensemble", "ran"),
+        ("select_champion", "ran")]
     for name in ("manifest.csv", "data_report.json", "class_weights.json", "comparison.csv", "comparison.md",
                  "champion.keras", "champion.json", "summary.md", "run.json"):
         assert (run_dir / name).is_file(), name
@@ -47,10 +48,15 @@ def test_one_offline_clearml_session_per_step(first_run):
 def test_the_table_and_the_champion_are_consistent(first_run):
     run_dir, _ = first_run
     table = pd.read_csv(run_dir / "comparison.csv")
-    assert sorted(table["model"]) == ["cnn_a", "cnn_b", "resnet50"]
+    models = {"cnn_a", "cnn_b", "resnet50"}
+    assert models | {"baseline_knn", "baseline_logreg"} <= set(table["model"]) <= models | {
+        "ensemble", "baseline_knn", "baseline_logreg"}
     assert table["test_acc"].notna().all() and table["test_macro_f1"].notna().all()
+    assert (table["val_macro_f1_low"] <= table["val_macro_f1"]).all()
+    assert (table["val_macro_f1"] <= table["val_macro_f1_high"]).all()
     champion = json.loads((run_dir / "champion.json").read_text())
-    best = table.sort_values(["val_macro_f1", "params_total"], ascending=[False, True]).iloc[0]
+    candidates = table[table["family"] != "baseline"]  # baselines are compared, never chosen
+    best = candidates.sort_values(["val_macro_f1", "params_total"], ascending=[False, True]).iloc[0]
     assert champion["champion"] == best["model"] == table.loc[table["champion"], "model"].item()
     champion_bytes = (run_dir / "champion.keras").read_bytes()
     assert champion_bytes == (run_dir / "models" / champion["champion"] / "model.keras").read_bytes()
@@ -96,24 +102,37 @@ def test_failure_keeps_what_finished_and_a_rerun_resumes(pipeline_data, tmp_path
     args = ["run", "--data", str(pipeline_data), "--models", "cnn_b,resnet50", "--out", str(run_dir),
             "--epochs", "1", "--image-size", "32"]
     missing = tmp_path / "no-such-weights.h5"
-    assert main([*args, "--resnet-weights", str(missing)]) == 1
+    assert main([*args, "--weights", str(missing)]) == 1
     err = capsys.readouterr().err
     log = run_dir / "steps" / "train_resnet50" / "log.txt"
     assert "error: step train_resnet50 failed (exit code 2: a problem with the input)" in err
-    assert str(log) in err and "ResNet50 weights file not found" in err  # the step's own message, from its log
-    assert "Kept: register_dataset, class_weights, train_cnn_b" in err and "Not run: evaluate, select_champion" in err
+    assert str(log) in err and "ResNet50 weights not found" in err  # the step's own message, from its log
+    assert "Kept: register_dataset, class_weights, baselines, train_cnn_b" in err
+    assert "Not run: evaluate, ensemble, select_champion" in err
     assert "Traceback" not in err
     assert (run_dir / "models" / "cnn_b" / "model.keras").is_file()
     assert not (run_dir / "comparison.csv").exists()
 
-    assert main([*args, "--resnet-weights", "none"]) == 0
+    assert main([*args, "--weights", "none"]) == 0
     statuses = {s["name"]: s["status"] for s in json.loads((run_dir / "run.json").read_text())["steps"]}
-    assert statuses == {"register_dataset": "reused", "class_weights": "reused", "train_cnn_b": "reused",
-                        "train_resnet50": "ran", "evaluate": "ran", "select_champion": "ran"}
+    assert statuses == {"register_dataset": "reused", "class_weights": "reused", "baselines": "reused",
+                        "train_cnn_b": "reused", "train_resnet50": "ran", "evaluate": "ran", "ensemble": "ran",
+                        "select_champion": "ran"}
 
-    assert main([*args, "--resnet-weights", "none", "--force"]) == 0
-    statuses = {s["name"]: s["status"] for s in json.loads((run_dir / "run.json").read_text())["steps"]}
-    assert set(statuses.values()) == {"ran"}
+
+def test_force_reruns_a_step_that_finished_with_the_same_key(tmp_path):
+    from pipelines.local_runner import reusable
+
+    step = tmp_path / "steps" / "evaluate"
+    step.mkdir(parents=True)
+    (tmp_path / "out.json").write_text("{}")
+    (step / "call.json").write_text(json.dumps({"key": "k1"}))
+    (step / "result.json").write_text(json.dumps({"result": {"path": str(tmp_path / "out.json")}, "seconds": 1}))
+    assert reusable(step, "k1", str(tmp_path), force=False)["seconds"] == 1
+    assert reusable(step, "k1", str(tmp_path), force=True) is None
+    assert reusable(step, "k2", str(tmp_path), force=False) is None  # another key: code, arguments or data changed
+    (tmp_path / "out.json").unlink()
+    assert reusable(step, "k1", str(tmp_path), force=False) is None  # a file it made is gone
 
 
 def test_an_unknown_model_stops_before_any_step(pipeline_data, tmp_path, capsys):

@@ -23,15 +23,25 @@ def assert_non_blank(png: bytes, name: str) -> None:
     assert pixels.std() > 10 and len(np.unique(pixels.reshape(-1, 3), axis=0)) > 20, f"{name} looks blank"
 
 
+TRAINED = ("cnn_a", "cnn_b", "resnet50")
+
+
+def ensemble_built(run_dir: Path) -> bool:
+    """The ensemble step builds one only when a mix beats the best model alone on validation."""
+    return (run_dir / "models" / "ensemble" / "training.json").is_file()
+
+
 def test_every_figure_is_written_decodes_and_is_not_blank(first_run):
     run_dir, _ = first_run
     report = run_dir / "report"
     expected = ["exploration/class_counts.png", "exploration/samples.png", "leakage/leakage_distances.png",
                 "leakage/leakage_twins.png", "leakage/leakage_closest.png", "comparison/comparison.png",
                 "comparison/curves_all.png", "comparison/custom_vs_transfer.png"]
-    for model in ("cnn_a", "cnn_b", "resnet50"):
-        expected += [f"models/{model}/curves.png", f"evaluation/{model}/confusion.png",
-                     f"evaluation/{model}/predictions.png", f"evaluation/{model}/reliability.png"]
+    for model in TRAINED:
+        expected += [f"models/{model}/curves.png"]
+    for model in TRAINED + (("ensemble",) if ensemble_built(run_dir) else ()):  # no external set: no external_*
+        expected += [f"evaluation/{model}/confusion.png", f"evaluation/{model}/predictions.png",
+                     f"evaluation/{model}/reliability.png"]
     for name in expected:
         assert_non_blank((report / name).read_bytes(), name)
     assert sorted(str(p.relative_to(report)) for p in report.rglob("*.png")) == sorted(expected)
@@ -63,10 +73,13 @@ def test_report_html_has_every_section_and_embeds_every_image(first_run):
         assert f'<section id="{key}"><h2>{title}</h2>' in page
         assert f'href="#{key}"' in page  # in the table of contents
     for needle in ("Imbalance ratio", "Test images with a twin", "expected calibration error", "Main confusions",
-                   "Per-class sensitivity", "Intended use", "Model summary", "Overfitting", NOT_CLINICAL):
+                   "Per-class sensitivity", "Intended use", "Model summary", "Overfitting", NOT_CLINICAL,
+                   "No external folder was given", "Do the CNNs beat the baselines?", "<h3>Baselines</h3>",
+                   "paired-bootstrap interval", "Glioma recall (sensitivity)", "[95 % interval]"):
         assert needle in page, needle
     sources = re.findall(r'<img src="([^"]+)"', page)
-    assert len(sources) == 20 and all(s.startswith("data:image/png;base64,") for s in sources)
+    figures = list((run_dir / "report").rglob("*.png"))
+    assert len(sources) == len(figures) and all(s.startswith("data:image/png;base64,") for s in sources)
     assert "http://" not in page and "https://" not in page  # nothing to fetch
 
 
@@ -75,9 +88,18 @@ def test_the_conclusion_is_made_of_the_runs_numbers(first_run):
     champion = json.loads((run_dir / "champion.json").read_text())
     metrics = json.loads((run_dir / "metrics" / f"{champion['champion']}.json").read_text())
     conclusion = (run_dir / "report.html").read_text().split('id="conclusion"')[1].split("</section>")[0]
+    margin = champion["margin"]
     assert f"{champion['champion']} won on {champion['metric']} with {champion['value']:.3f}" in conclusion
+    assert (f"its margin is {margin['difference']:+.3f}, with a 95 % paired-bootstrap interval of "
+            f"{margin['low']:+.3f} to {margin['high']:+.3f}") in conclusion
+    assert ("a real difference" if margin["distinguishable"] else "not distinguishable") in conclusion
+    assert "standard error" not in conclusion
     assert f"accuracy {metrics['test']['accuracy']:.3f} and macro-F1 {metrics['test']['macro_f1']:.3f}" in conclusion
+    glioma = metrics["test"]["intervals"]["recall"]["glioma_tumor"]
+    assert f"on the test split: {glioma['value']:.3f} (95 % interval {glioma['low']:.3f}–{glioma['high']:.3f})" in \
+        conclusion
     assert f"expected calibration error {metrics['calibration']['test']['ece']:.3f}" in conclusion
+    assert "no external validation" in conclusion  # the fixture run has no external folder
 
 
 def test_main_confusions_are_the_largest_off_diagonal_cells():
@@ -97,6 +119,7 @@ def test_each_step_logged_its_figures_to_clearml(first_run):
     assert len(logged["register_dataset"]) == 5
     assert len(logged["train_cnn_a"]) == 1
     assert len(logged["evaluate"]) == 3 * 3
+    assert len(logged.get("ensemble", set())) == (3 if ensemble_built(run_dir) else 0)
     assert len(logged["select_champion"]) == 3
 
 
@@ -134,7 +157,8 @@ def test_report_renders_in_headless_chromium_without_network(first_run, tmp_path
             heading = page.locator(f"section#{key} > h2")
             assert heading.inner_text() == title and heading.is_visible()
         images = page.evaluate("Array.from(document.images).map(i => [i.complete, i.naturalWidth])")
-        assert len(images) == 20 and all(done and width > 100 for done, width in images)
+        figures = list((run_dir / "report").rglob("*.png"))
+        assert len(images) == len(figures) and all(done and width > 100 for done, width in images)
         page.click("nav a[href='#calibration']")
         assert page.evaluate("location.hash") == "#calibration"
         shot = page.screenshot()

@@ -11,7 +11,8 @@ from steps.select_champion import select_champion
 
 
 def row(model, val_f1, test_f1, params, val_loss=0.5, val_acc=0.8):
-    return {"model": model, "filters": "32-64-128", "kernel": "3x3", "dropout": 0.3, "batch": 32,
+    return {"model": model, "family": "custom_cnn", "filters": "32-64-128", "kernel": "3x3", "dropout": 0.3,
+            "batch": 32,
             "params_total": params, "params_trainable": params, "train_acc": 0.9, "val_acc": val_acc,
             "val_loss": val_loss, "val_macro_f1": val_f1, "test_acc": test_f1, "test_macro_f1": test_f1,
             "epochs_run": 3, "train_seconds": 1.0}
@@ -52,7 +53,7 @@ def test_table_and_markdown():
     assert table["champion"].tolist() == [False, True, False]
     markdown = to_markdown(table).splitlines()
     assert len(markdown) == 2 + len(ROWS)
-    assert markdown[3].startswith("| cnn_c | **yes** | 32-64-128 | 3x3 | 0.3 | 32 | 2,000 |")
+    assert markdown[3].startswith("| cnn_c | **yes** | custom_cnn | 32-64-128 | 3x3 | 0.3 | 32 | 2,000 |")
 
 
 def test_the_step_writes_table_and_champion(tmp_path):
@@ -61,7 +62,7 @@ def test_the_step_writes_table_and_champion(tmp_path):
         path = tmp_path / f"{r['model']}.keras"
         path.write_bytes(r["model"].encode())
         refs[r["model"]] = str(path)
-    decision = select_champion(ROWS, refs, str(tmp_path), "val_macro_f1")
+    decision = select_champion(ROWS, refs, [], str(tmp_path), "val_macro_f1")
     assert decision["champion"] == "cnn_c" and decision["value"] == 0.9
     assert (tmp_path / "champion.keras").read_bytes() == b"cnn_c"
     assert json.loads((tmp_path / "champion.json").read_text())["why"] == decision["why"]
@@ -81,7 +82,7 @@ def test_the_step_on_a_fresh_agent_makes_its_own_run_folder(tmp_path, monkeypatc
     agent = tmp_path / "agent"
     agent.mkdir()
     monkeypatch.chdir(agent)  # nothing here: no run folder, no earlier step's files
-    decision = select_champion(ROWS, refs, "runs/pipeline", "val_macro_f1")
+    decision = select_champion(ROWS, refs, [], "runs/pipeline", "val_macro_f1")
     assert decision["champion"] == "cnn_c"
     assert (agent / "runs" / "pipeline" / "comparison.csv").is_file()
     assert "No report.html here" in capsys.readouterr().out  # says why, and carries on

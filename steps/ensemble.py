@@ -1,0 +1,66 @@
+"""Step: a soft-vote ensemble of the trained models, members and weights (and mirror-image test-time augmentation)
+chosen on validation, saved as one model and evaluated like every model, so that it can become champion."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from brain_tumor import __version__
+from brain_tumor.models import count_params, load_model, save_model
+
+from . import registry
+from .evaluate import EvaluationData, assess
+from .tracking import current_task, report_text
+
+
+def ensemble(manifest: str, dataset_hash: str, run_dir: str, dataset_id: str, val_fraction: float,
+             test_fraction: float, seed: int, rows: list[dict], model_refs: dict, enabled: bool, external_dir: str,
+             **trained_models: dict) -> dict:
+    """The evaluated rows and model references, plus the ensemble's when it has two or more members."""
+    from brain_tumor.ensemble import blend, build_ensemble, macro_f1, select_members
+
+    trained = {t["model"]: t for t in trained_models.values() if t}
+    unchanged = {"rows": rows, "model_refs": model_refs, "dataset_hash": dataset_hash}
+    if not enabled or len(trained) < 2:
+        print("No ensemble: " + ("turned off (ensemble=false)" if not enabled else "fewer than two trained models"))
+        return unchanged
+    start = time.perf_counter()
+    first = next(iter(trained.values()))["training"]
+    data = EvaluationData(manifest, dataset_hash, dataset_id, val_fraction, test_fraction, seed, run_dir, external_dir)
+    prepared, _, _ = data.get(first["image_size"], first.get("crop", False))
+    pixels, labels = prepared.subset("val")
+    classes = len(prepared.scanned.class_names)
+    members = {name: load_model(registry.resolve_model(t["model_ref"]))[0] for name, t in trained.items()}
+    plain = {name: m.predict(pixels.astype("float32"), verbose=0) for name, m in members.items()}
+    mirrored = {name: (p + m.predict(pixels[:, :, ::-1].astype("float32"), verbose=0)) / 2
+                for (name, m), p in zip(members.items(), plain.values())}
+    weights = select_members(plain, labels)
+    mirrored_weights = select_members(mirrored, labels)
+    tta = macro_f1(labels, blend(mirrored, mirrored_weights), classes) > macro_f1(labels, blend(plain, weights),
+                                                                                 classes)
+    weights = mirrored_weights if tta else weights
+    if len(weights) < 2:
+        print(f"No ensemble: on validation no mix beats {next(iter(weights))} alone")
+        return unchanged
+    description = " + ".join(f"{w:.2f}·{name}" for name, w in weights.items()) + (" (with mirror images)" if tta
+                                                                                  else "")
+    print(f"Ensemble chosen on validation: {description}")
+    model = build_ensemble(members, weights, tta, first["image_size"])
+    record = {"model": "ensemble", "spec": {"name": "ensemble", "family": "ensemble", "description": description},
+              "members": weights, "tta": tta, "params": count_params(model), "image_size": first["image_size"],
+              "crop": first.get("crop", False), "class_names": prepared.scanned.class_names,
+              "train_seconds": time.perf_counter() - start, "dataset_hash": dataset_hash}
+    out = Path(run_dir) / "models" / "ensemble"
+    out.mkdir(parents=True, exist_ok=True)
+    path = save_model(model, out / "model.keras", {
+        "model_name": "ensemble", "class_names": record["class_names"], "image_size": record["image_size"],
+        "crop": record["crop"], "params": record["params"], "members": weights, "tta": tta,
+        "brain_tumor_version": __version__})
+    (out / "training.json").write_text(json.dumps(record, indent=2))
+    report_text(f"Ensemble: {description}")
+    task = current_task()
+    reference = registry.publish_model(task, str(path), record) if task is not None else str(path)
+    row = assess(model, "ensemble", record, data, run_dir)
+    return {"rows": [*rows, row], "model_refs": {**model_refs, "ensemble": reference}, "dataset_hash": dataset_hash}

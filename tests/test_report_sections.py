@@ -1,0 +1,372 @@
+"""The report's sections on small hand-built run folders (no training): trained models, the ensemble, baselines and
+external sets, each present or absent; the numbers shown are the metrics files' numbers."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import asdict
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from brain_tumor.calibration import reliability
+from brain_tumor.evaluation import evaluate_predictions, overfitting_check
+from brain_tumor.leakage import twin_metrics
+from brain_tumor.model_specs import spec_dict
+from brain_tumor.recipe import Recipe
+from brain_tumor.report import SECTIONS, baseline_sentence, build_report, conclusion, load_run
+from brain_tumor.selection import comparison_row, comparison_table
+from brain_tumor.synthetic import CLASS_NAMES
+
+RECIPE = Recipe(optimizer="adamw", lr=1e-3, weight_decay=1e-4, schedule="cosine", warmup_epochs=1, augment="light",
+                label_smoothing=0.1, epochs=6, patience=3, monitor="val_macro_f1", batch_size=0, crop=False,
+                normalize=True)
+SIZES = {"train": 80, "val": 40, "test": 40}
+# name → (images, near-copy share, classes present): "hospital" mostly novel, "mirror" mostly near-copies
+EXTERNAL = {"hospital": (30, 0.2, [0, 1, 2, 3]), "mirror": (20, 0.75, [0, 2, 3])}
+
+
+def probabilities(rng, labels: np.ndarray, skill: float) -> np.ndarray:
+    """Right with probability `skill`, else a random class; confident but not one-hot."""
+    predicted = np.where(rng.random(len(labels)) < skill, labels, rng.integers(0, 4, len(labels)))
+    probs = rng.uniform(0.02, 0.2, (len(labels), 4))
+    probs[np.arange(len(labels)), predicted] = rng.uniform(0.5, 0.95, len(labels))
+    return probs / probs.sum(axis=1, keepdims=True)
+
+
+def model_metrics(rng, skill: float, external: bool) -> dict:
+    """Metrics as steps/evaluate.py writes them, from random predictions of a given skill."""
+    metrics, calibration = {}, {}
+    for split, n in SIZES.items():
+        labels = np.arange(n) % 4
+        probs = probabilities(rng, labels, skill)
+        metrics[split] = evaluate_predictions(labels, probs, CLASS_NAMES)
+        calibration[split] = reliability(probs, labels)
+        if split == "test":
+            metrics["leakage"] = twin_metrics(labels, probs, np.arange(n) < 5, CLASS_NAMES)
+    metrics.update(calibration=calibration, dataset_hash="0" * 64,
+                   overfitting=overfitting_check(metrics["train"]["accuracy"], metrics["val"]["accuracy"]))
+    metrics["external"] = {}
+    for name, (n, share, present) in (EXTERNAL.items() if external else []):
+        labels = np.array(present)[np.arange(n) % len(present)]
+        probs = probabilities(rng, labels, skill - 0.2)
+        is_twin = np.arange(n) < round(share * n)
+        metrics["external"][name] = {
+            **evaluate_predictions(labels, probs, CLASS_NAMES, labels=present), "folder": f"/data/{name}",
+            "classes": [CLASS_NAMES[i] for i in present], "twins": int(is_twin.sum()),
+            "twin_fraction": float(is_twin.mean()), "near_copies": twin_metrics(labels, probs, is_twin, CLASS_NAMES),
+            "skipped": []}
+    return metrics
+
+
+def training_record(model: str, fine_tune: int = 0, weights: str | None = None) -> dict:
+    """training.json as brain_tumor.experiment.train_and_save writes it."""
+    spec = spec_dict(model)
+    transfer = spec["family"] == "transfer"
+    epochs = 4 + (2 if fine_tune else 0)
+    return {"model": model, "spec": spec, "params": {"total": 1000 * len(model), "trainable": 900 * len(model),
+                                                     "non_trainable": 100 * len(model)},
+            "recipe": asdict(RECIPE), "batch_size": spec["batch_size"], "seed": 42, "precision": "bfloat16",
+            "class_names": CLASS_NAMES, "image_size": 32, "crop": False,
+            "class_weights": dict.fromkeys(CLASS_NAMES, 1.0), "weights": (weights or "none") if transfer else None,
+            "fine_tune_layers": fine_tune, "epochs_run": epochs, "best_epoch": epochs - 1, "monitor": "val_macro_f1",
+            "best_monitor": 0.5, "best_val_loss": 0.9, "monitor_mode": "max", "train_seconds": 12.0}
+
+
+def history(epochs: int, fine_tune_from: int | None = None) -> list[dict]:
+    return [{"epoch": e, "accuracy": 0.5, "loss": 1.0, "macro_f1": 0.5, "val_accuracy": 0.4, "val_loss": 1.1,
+             "val_macro_f1": 0.4, "learning_rate": 1e-3, "epoch_seconds": 1.0,
+             "stage": "fine-tune" if fine_tune_from and e >= fine_tune_from else "train"} for e in range(1, epochs + 1)]
+
+
+def make_run(folder: Path, ensemble: bool = True, baselines: bool = True, external: bool = True,
+             champion: str | None = None, margin: dict | None = None, fine_tune: int = 0) -> Path:
+    """A run folder with the files report.py reads (figures left out: the report skips missing ones)."""
+    rng = np.random.default_rng(7)
+    folder.mkdir(parents=True)
+    (folder / "report" / "leakage").mkdir(parents=True)
+    (folder / "metrics").mkdir()
+    skills = {"cnn_a": 0.8, "cnn_b": 0.6, "resnet50": 0.7}
+    rows = []
+    for model, skill in skills.items():
+        record = training_record(model, fine_tune if model == "resnet50" else 0)
+        metrics = model_metrics(rng, skill, external)
+        (folder / "models" / model).mkdir(parents=True)
+        (folder / "models" / model / "training.json").write_text(json.dumps(record))
+        (folder / "models" / model / "history.json").write_text(json.dumps(
+            history(record["epochs_run"], 5 if record["fine_tune_layers"] else None)))
+        (folder / "metrics" / f"{model}.json").write_text(json.dumps(metrics))
+        rows.append(comparison_row(record, metrics))
+    if ensemble:
+        record = {"model": "ensemble", "spec": {"name": "ensemble", "family": "ensemble",
+                                                "description": "0.60·cnn_a + 0.40·resnet50 (with mirror images)"},
+                  "members": {"cnn_a": 0.6, "resnet50": 0.4}, "tta": True,
+                  "params": {"total": 9000, "trainable": 8000, "non_trainable": 1000}, "image_size": 32,
+                  "crop": False, "class_names": CLASS_NAMES, "train_seconds": 3.0}
+        metrics = model_metrics(rng, 0.85, external)
+        (folder / "models" / "ensemble").mkdir(parents=True)
+        (folder / "models" / "ensemble" / "training.json").write_text(json.dumps(record))
+        (folder / "metrics" / "ensemble.json").write_text(json.dumps(metrics))
+        rows.append(comparison_row(record, metrics))
+    for name in ("knn", "logreg") if baselines else ():
+        metrics = {s: evaluate_predictions(np.arange(n) % 4, probabilities(rng, np.arange(n) % 4, 0.4), CLASS_NAMES)
+                   for s, n in SIZES.items()}
+        (folder / "metrics" / f"baseline_{name}.json").write_text(json.dumps({**metrics, "dataset_hash": "0" * 64}))
+        rows.append(comparison_row({"model": f"baseline_{name}", "params": {"total": 0, "trainable": 0},
+                                    "spec": {"name": name, "family": "baseline", "description": f"{name} on pixels"},
+                                    "train_seconds": 0.5}, metrics))
+    champion = champion or ("ensemble" if ensemble else "cnn_a")
+    comparison_table(rows, champion).to_csv(folder / "comparison.csv", index=False)
+    value = next(r["val_macro_f1"] for r in rows if r["model"] == champion)
+    margin = margin if margin is not None else {
+        "runner_up": "cnn_b", "metric": "val_macro_f1", "difference": 0.123, "low": 0.031, "high": 0.2,
+        "n_boot": 1000, "level": 0.95, "distinguishable": True}
+    (folder / "champion.json").write_text(json.dumps({
+        "champion": champion, "metric": "val_macro_f1", "value": value, "why": f"{champion} has the best val_macro_f1.",
+        "margin": margin, "source": "x", "path": "x"}))
+    (folder / "data_report.json").write_text(json.dumps({
+        "train_dir": "/data/Training", "class_names": CLASS_NAMES, "images_used": 160, "modes": {"RGB": 160},
+        "skipped_count": 0, "skipped": [], "splits": {s: dict.fromkeys(CLASS_NAMES, n // 4) for s, n in SIZES.items()},
+        "near_duplicates": {"max_hamming_distance": 6, "groups": 150, "images_in_groups_of_two_or_more": 12}}))
+    (folder / "report" / "leakage" / "leakage.json").write_text(json.dumps({
+        "max_distance": 6, "test_images": 40, "twins": 5, "twin_fraction": 0.125, "pairs": [], "closest_pairs": [],
+        "random_split": {"twins": 9, "twin_fraction": 0.225, "test_images": 40}}))
+    return folder
+
+
+class Tables(HTMLParser):
+    """Every <table> of an HTML fragment as rows of cell texts."""
+
+    def __init__(self, fragment: str):
+        super().__init__()
+        self.tables: list[list[list[str]]] = []
+        self.cell: list[str] | None = None
+        self.feed(fragment)
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "table":
+            self.tables.append([])
+        elif tag == "tr":
+            self.tables[-1].append([])
+        elif tag in ("td", "th"):
+            self.cell = []
+
+    def handle_endtag(self, tag):
+        if tag in ("td", "th"):
+            self.tables[-1][-1].append("".join(self.cell).strip())
+            self.cell = None
+
+    def handle_data(self, data):
+        if self.cell is not None:
+            self.cell.append(data)
+
+
+def section(page: str, key: str) -> str:
+    return page.split(f'<section id="{key}">')[1].split("</section>")[0]
+
+
+def records(table: list[list[str]]) -> list[dict[str, str]]:
+    return [dict(zip(table[0], row)) for row in table[1:]]
+
+
+def interval(entry: dict) -> str:
+    return f"{entry['value']:.3f}\u00a0[{entry['low']:.3f},\u00a0{entry['high']:.3f}]"
+
+
+@pytest.fixture(scope="module")
+def built_run(tmp_path_factory) -> Path:
+    return make_run(tmp_path_factory.mktemp("built") / "run")
+
+
+@pytest.fixture
+def full_run(built_run, tmp_path) -> Path:
+    """A fresh copy of the run with everything (ensemble champion, baselines, two external sets)."""
+    return Path(shutil.copytree(built_run, tmp_path / "run"))
+
+
+def test_every_section_and_its_toc_entry_is_there_external_after_evaluation(full_run):
+    page = build_report(full_run).read_text()
+    keys = [key for key, _ in SECTIONS]
+    assert keys.index("external") == keys.index("evaluation") + 1
+    for key, title in SECTIONS:
+        assert page.count(f'<section id="{key}"><h2>{title}</h2>') == 1, key
+        assert f'<li><a href="#{key}">{title}</a></li>' in page, key
+    assert page.count("<section") == len(SECTIONS)
+
+
+def test_the_external_section_shows_the_metrics_files_numbers(full_run):
+    page = build_report(full_run).read_text()
+    external = section(page, "external")
+    tables = Tables(external).tables
+    assert len(tables) == len(EXTERNAL)  # one table per set, one row per model (the baselines have none)
+    for (name, (n, share, present)), table in zip(EXTERNAL.items(), tables):
+        assert f"<h3>{name}</h3>" in external
+        rows = {row["model"]: row for row in records(table)}
+        assert list(rows) == ["cnn_a", "cnn_b", "resnet50", "ensemble"]
+        for model, row in rows.items():
+            truth = json.loads((full_run / "metrics" / f"{model}.json").read_text())["external"][name]
+            assert truth["accuracy"] != pytest.approx(json.loads((full_run / "metrics" / f"{model}.json")
+                                                                 .read_text())["test"]["accuracy"])
+            assert row["accuracy [95 %]"] == interval(truth["intervals"]["accuracy"])
+            assert row["macro-F1 [95 %]"] == interval(truth["intervals"]["macro_f1"])
+            assert row["recall glioma_tumor [95 %]"] == interval(truth["intervals"]["recall"]["glioma_tumor"])
+            for cls in ("no_tumor", "pituitary_tumor"):
+                assert row[f"recall {cls}"] == f"{truth['intervals']['recall'][cls]['value']:.3f}"
+            assert row["near-copies (share)"] == f"{truth['twins']} ({truth['twin_fraction']:.0%})"
+            assert truth["twins"] == round(share * n)
+            twin, novel = truth["near_copies"]["twin"], truth["near_copies"]["novel"]
+            assert row["near-copies: accuracy / macro-F1"] == (f"{twin['accuracy']:.3f} / {twin['macro_f1']:.3f} "
+                                                               f"(n={twin['samples']})")
+            assert row["novel images: accuracy / macro-F1"] == (f"{novel['accuracy']:.3f} / "
+                                                                f"{novel['macro_f1']:.3f} (n={novel['samples']})")
+        if 1 not in present:  # a class the set lacks is said to be absent, not scored 0
+            assert {row["recall meningioma_tumor"] for row in rows.values()} == {"absent"}
+    # only the set that is mostly near-copies is called optimistic
+    hospital, mirror = external.split("<h3>mirror</h3>")
+    assert "optimistic" not in hospital and "most of this set are near-copies" in mirror
+    assert "external_hospital_confusion.png" not in page  # figures are embedded, never linked
+
+
+def test_the_champions_external_confusion_figure_is_embedded(full_run):
+    from brain_tumor import figures
+
+    metrics = json.loads((full_run / "metrics" / "ensemble.json").read_text())
+    out = full_run / "report" / "evaluation" / "ensemble"
+    shown = figures.external_confusions("ensemble", metrics, CLASS_NAMES, out)
+    assert sorted(p.name for p in shown.values()) == ["external_hospital_confusion.png",
+                                                      "external_mirror_confusion.png"]
+    external = section(build_report(full_run).read_text(), "external")
+    assert external.count('<img src="data:image/png;base64,') == 2
+    assert 'alt="external_mirror_confusion.png"' in external.split("<h3>mirror</h3>")[1]
+
+
+@pytest.mark.parametrize("distinguishable, expected, absent", [
+    (True, "the interval excludes 0, so this is a real difference", "not distinguishable"),
+    (False, "the interval holds 0, so the two are not distinguishable", "a real difference")])
+def test_the_margin_sentence_follows_champion_json(full_run, distinguishable, expected, absent):
+    run = load_run(full_run)
+    run["champion"]["margin"] = {"runner_up": "cnn_a", "metric": "val_macro_f1", "difference": 0.0417,
+                                 "low": 0.0123 if distinguishable else -0.02, "high": 0.0789, "n_boot": 1000,
+                                 "level": 0.95, "distinguishable": distinguishable}
+    first = conclusion(run)[0]
+    assert first.startswith(f"ensemble won on val_macro_f1 with {run['champion']['value']:.3f}, ahead of cnn_a")
+    assert "margin is +0.042" in first and "+0.079" in first
+    assert ("+0.012" if distinguishable else "-0.020") in first
+    assert expected in first and absent not in first
+    assert "standard error" not in " ".join(conclusion(run))
+
+
+def test_a_single_model_has_no_margin(tmp_path):
+    run = load_run(make_run(tmp_path / "run", ensemble=False, baselines=False, external=False))
+    run["champion"]["margin"] = None
+    run["table"] = run["table"][run["table"]["model"] == "cnn_a"]
+    assert conclusion(run)[0] == "cnn_a was the only candidate model, so it is the champion by default."
+
+
+def table(cnn: float, low: float, high: float, baseline: float, family: str = "custom_cnn") -> pd.DataFrame:
+    return pd.DataFrame([
+        {"model": "cnn_a", "family": family, "val_macro_f1": cnn, "val_macro_f1_low": low, "val_macro_f1_high": high},
+        {"model": "cnn_b", "family": "custom_cnn", "val_macro_f1": cnn - 0.1, "val_macro_f1_low": low - 0.1,
+         "val_macro_f1_high": high - 0.1},
+        {"model": "baseline_knn", "family": "baseline", "val_macro_f1": baseline - 0.2, "val_macro_f1_low": 0.0,
+         "val_macro_f1_high": 1.0},
+        {"model": "baseline_logreg", "family": "baseline", "val_macro_f1": baseline, "val_macro_f1_low": 0.0,
+         "val_macro_f1_high": 1.0}])
+
+
+def test_do_the_cnns_beat_the_baselines():
+    yes = baseline_sentence(table(0.85, 0.78, 0.9, 0.6))
+    assert yes.startswith("Do the CNNs beat the baselines? Yes: the best CNN, cnn_a, has validation macro-F1 0.850 "
+                          "(95 % interval 0.780–0.900); the best baseline, baseline_logreg, has 0.600; difference "
+                          "+0.250; the CNN's interval low end (0.780) is above the baseline's value.")
+    unclear = baseline_sentence(table(0.65, 0.55, 0.75, 0.6))
+    assert "Not clearly" in unclear and "difference +0.050" in unclear and "(0.550) is not above" in unclear
+    no = baseline_sentence(table(0.5, 0.4, 0.6, 0.6, family="ensemble"))
+    assert no.startswith("Do the CNNs beat the baselines? No: the ensemble, cnn_a, has") and "-0.100" in no
+    assert baseline_sentence(table(0.8, 0.7, 0.9, 0.6).iloc[:2]) is None  # no baseline: nothing to say
+
+
+def test_the_conclusion_has_glioma_recall_baselines_external_and_transfer(full_run):
+    run = load_run(full_run)
+    lines = conclusion(run)
+    held = run["metrics"]["ensemble"]["test"]
+    glioma = held["intervals"]["recall"]["glioma_tumor"]
+    assert any(line.startswith(f"Glioma recall (sensitivity) of ensemble on the test split: {glioma['value']:.3f} "
+                               f"(95 % interval {glioma['low']:.3f}–{glioma['high']:.3f})") for line in lines)
+    assert any(line.startswith("Do the CNNs beat the baselines?") for line in lines)
+    external = run["metrics"]["ensemble"]["external"]
+    for name, values in external.items():
+        assert any(line.startswith(f"External set {name} ({values['samples']} images") and
+                   f"accuracy {values['accuracy']:.3f}" in line for line in lines)
+    transfer = next(line for line in lines if line.startswith("Custom CNNs vs transfer learning"))
+    assert "resnet50 (no pretrained weights, frozen)" in transfer and "says nothing about what pretraining" in transfer
+    limits = next(line for line in lines if line.startswith("Limits"))
+    assert "no external validation" not in limits and "external validation on 2 sets (hospital, mirror" in limits
+
+
+def test_a_run_without_ensemble_baselines_or_external_still_builds(tmp_path):
+    folder = make_run(tmp_path / "run", ensemble=False, baselines=False, external=False)
+    page = build_report(folder).read_text()
+    assert page.count("<section") == len(SECTIONS)
+    assert "No external folder was given" in section(page, "external") and "--external-dir" in section(page,
+                                                                                                       "external")
+    assert "Do the CNNs beat the baselines?" not in page and "<h3>Baselines</h3>" not in page
+    assert "Ensemble members" not in page
+    limits = next(line for line in conclusion(load_run(folder)) if line.startswith("Limits"))
+    assert "no external validation" in limits
+
+
+def test_training_shows_the_recipe_and_where_fine_tuning_starts(tmp_path):
+    folder = make_run(tmp_path / "run", fine_tune=20)
+    training = section(build_report(folder).read_text(), "training")
+    recipes = {row["model"]: row for row in records(Tables(training).tables[0])}
+    assert list(recipes) == ["cnn_a", "cnn_b", "resnet50"]  # the ensemble trains nothing of its own
+    cnn = recipes["cnn_a"]
+    assert (cnn["optimizer"], cnn["lr"], cnn["schedule"], cnn["augmentation"], cnn["label smoothing"]) == (
+        "adamw (wd 0.0001)", "0.001", "cosine (+1 warm-up)", "light", "0.1")
+    assert (cnn["epochs run / best"], cnn["monitor: best"], cnn["precision"], cnn["normalize"]) == (
+        "4 / 3", "val_macro_f1: 0.5000", "bfloat16", "yes")
+    assert (recipes["resnet50"]["weights"], recipes["resnet50"]["fine-tuned layers"]) == ("no pretrained weights",
+                                                                                         "20")
+    assert (cnn["weights"], recipes["resnet50"]["normalize"]) == ("–", "–")
+    assert "from epoch 5 (2 epochs, marked on the curves); the kept epoch is in the fine-tune stage" in training
+    assert "No training of its own: a soft vote of 0.60·cnn_a + 0.40·resnet50 (with mirror images)" in training
+
+
+def test_evaluation_shows_intervals_glioma_first(full_run):
+    evaluation = section(build_report(full_run).read_text(), "evaluation")
+    metrics = json.loads((full_run / "metrics" / "cnn_b.json").read_text())
+    part = evaluation.split("<h3>cnn_b</h3>")[1].split("<h3>")[0]
+    glioma = metrics["test"]["intervals"]["recall"]["glioma_tumor"]
+    assert f"Glioma recall of cnn_b on the test split: {glioma['value']:.3f}" in part
+    rows = records(Tables(part).tables[0])
+    assert [row["metric"] for row in rows][:3] == ["accuracy", "macro-F1", "recall glioma_tumor (sensitivity)"]
+    assert rows[0]["test [95 % interval]"] == interval(metrics["test"]["intervals"]["accuracy"])
+    assert rows[1]["validation [95 % interval]"] == interval(metrics["val"]["intervals"]["macro_f1"])
+    assert rows[2]["test [95 % interval]"] == interval(glioma)
+    baselines = evaluation.split("<h3>Baselines</h3>")[1]
+    knn = json.loads((full_run / "metrics" / "baseline_knn.json").read_text())
+    assert interval(knn["val"]["intervals"]["macro_f1"]) in baselines
+
+
+def test_the_model_card_of_an_ensemble_champion(full_run):
+    page = build_report(full_run).read_text()
+    card = {row[0]: row[1] for row in Tables(section(page, "model-card")).tables[0]}
+    assert card["Ensemble members"].startswith("0.60·cnn_a + 0.40·resnet50 (with mirror images): a soft vote")
+    assert card["Training recipe"].startswith("All members: adamw (weight decay 0.0001), learning rate 0.001")
+    assert card["Batch size"] == "cnn_a 32, resnet50 32" and card["Precision"].startswith("bfloat16")
+    assert card["Backbone (resnet50)"] == "ResNet50 with no pretrained weights; frozen."
+    assert "standardised per image" in card["Input"] and "not cropped" in card["Input"]
+    assert card["External validation"].startswith("hospital (30 images, 20% near-copies")
+    assert "no external validation" not in card["Caveats"].lower()
+
+
+def test_comparison_lists_the_baselines_and_the_ensemble(full_run):
+    comparison = section(build_report(full_run).read_text(), "comparison")
+    models = [row["model"] for row in records(Tables(comparison).tables[0])]
+    assert models == ["cnn_a", "cnn_b", "resnet50", "ensemble", "baseline_knn", "baseline_logreg"]
+    assert "Do the CNNs beat the baselines?" in comparison
