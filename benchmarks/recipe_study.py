@@ -47,6 +47,12 @@ VARIANTS = {
     "lr3e-4": replace(BASE, lr=3e-4),
     "monitor-loss": replace(BASE, monitor="val_loss"),
     "plateau": replace(BASE, schedule="plateau", warmup_epochs=0),
+    # second round, around the best of the first (no augmentation)
+    "no-augment+crop": replace(BASE, augment="none", crop=True),
+    "no-augment+no-smoothing": replace(BASE, augment="none", label_smoothing=0.0),
+    "no-augment+adam-constant": replace(BASE, augment="none", optimizer="adam", weight_decay=0.0,
+                                        schedule="constant", warmup_epochs=0),
+    "no-augment+lr3e-4": replace(BASE, augment="none", lr=3e-4),
 }
 FIELDS = ["variant", "model", "seed", "image_size", "val_macro_f1", "val_accuracy", "glioma_recall", "epochs_run",
           "best_epoch", "seconds", "recipe"]

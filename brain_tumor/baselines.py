@@ -14,6 +14,8 @@ from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from .pixels import batches
+
 BASELINES = {
     "knn": "k-nearest neighbours (k=5) on standardised grey pixels",
     "logreg": "logistic regression (L2, C=0.01, balanced class weights) on standardised grey pixels",
@@ -47,8 +49,9 @@ def fit_and_predict(name: str, train_pixels: np.ndarray, train_labels: np.ndarra
                     split_pixels: dict[str, np.ndarray], seed: int = 0, size: int = 32) -> dict[str, np.ndarray]:
     """Fit on the training images; class probabilities for each split. Column j is label j, for labels 0 up to the
     largest training label (a label missing from training gets a zero column, so argmax stays a label index)."""
-    def features(pixels: np.ndarray) -> np.ndarray:  # float64, so that the probabilities sum to 1 in float64
-        return pixel_features(pixels, size).astype(np.float64)
+    def features(pixels) -> np.ndarray:  # a batch at a time (pixels may be on disk); float64, so that the
+        parts = [pixel_features(batch, size) for batch in batches(pixels, 256)]  # probabilities sum to 1 in float64
+        return np.concatenate(parts).astype(np.float64) if parts else np.zeros((0, size * size))
 
     model = make_baseline(name, seed).fit(features(train_pixels), train_labels)
     width = int(np.max(train_labels)) + 1

@@ -24,6 +24,7 @@ from tqdm import tqdm
 
 from .errors import UserError
 from .images import DECODE_ERRORS, decode_image
+from .pixels import PixelWriter
 
 EXPECTED_LAYOUT = (
     "Expected layout: ROOT/Training/<class>/<images> with an optional ROOT/Testing/<class>/<images> "
@@ -55,7 +56,7 @@ class ScannedData:
     sources: list[str]  # "train" (from the training folder) or "test" (from the test folder)
     phashes: list[str]
     sha256s: list[str]
-    pixels: np.ndarray  # (n, image_size, image_size, 3) uint8
+    pixels: np.ndarray  # (n, image_size, image_size, 3) uint8, in memory or a pixels.PixelFile
     skipped: list[Skipped] = field(default_factory=list)
     modes: dict[str, int] = field(default_factory=dict)
     crop: bool = False  # pixels cropped to the head (images.head_box) before resizing
@@ -140,12 +141,13 @@ def _class_index(classes: list[str], class_names: list[str], folder: Path, role:
 
 def scan(layout: Layout, image_size: int, class_names: list[str] | None = None,
          files: list[tuple[str, str]] | None = None, workers: int | None = None, progress: bool = True,
-         crop: bool = False) -> ScannedData:
+         crop: bool = False, pixels_to: Path | None = None) -> ScannedData:
     """Validate the layout, then decode every file once (in threads, with a progress bar); `crop`: each image cropped
     to the head first (`images.head_box`).
 
     `class_names` fixes the label order (a saved model's classes) instead of the training folder's sorted names;
-    `files`, as (path, class) pairs, replaces the folder listing (a manifest's rows).
+    `files`, as (path, class) pairs, replaces the folder listing (a manifest's rows). `pixels_to`: write the decoded
+    pixels to this pixel file as they come (`pixels.py`), so that memory does not grow with the number of images.
     """
     skipped: list[Skipped] = []
     if files is not None:
@@ -164,36 +166,55 @@ def scan(layout: Layout, image_size: int, class_names: list[str] | None = None,
             jobs += [(p, class_names.index(c), "test") for c in sorted(test_classes) for p in test_classes[c]]
 
     workers = workers or min(8, os.cpu_count() or 1)
-    with ThreadPoolExecutor(workers) as pool:
-        results = list(tqdm(pool.map(lambda job: decode_or_skip(job[0], image_size, crop), jobs), total=len(jobs),
-                            desc=f"Decoding {len(jobs)} images", unit="img", disable=not progress))
-
-    kept = [(job, result) for job, result in zip(jobs, results) if not isinstance(result, Skipped)]
-    skipped += [result for result in results if isinstance(result, Skipped)]
-    kept_keys = {(job[1], job[2]) for job, _ in kept}
-    for label, source in sorted({(job[1], job[2]) for job in jobs} - kept_keys):
-        paths = [str(job[0]) for job in jobs if job[1] == label and job[2] == source]
-        reasons = [s for s in skipped if s.path in paths]
-        raise UserError(f"No readable images for class {class_names[label]} in {Path(paths[0]).parent}: all "
-                        f"{len(paths)} files were skipped (e.g. {reasons[0].path}: {reasons[0].reason}). "
-                        f"Add valid JPEG/PNG images there.")
+    writer = PixelWriter(pixels_to, (image_size, image_size, 3)) if pixels_to is not None else None
+    kept, in_memory = [], []  # kept: (job, phash, sha256, mode), without the pixels
+    try:
+        with ThreadPoolExecutor(workers) as pool:
+            decoded = pool.map(lambda job: decode_or_skip(job[0], image_size, crop), jobs)
+            for job, result in zip(jobs, tqdm(decoded, total=len(jobs), desc=f"Decoding {len(jobs)} images",
+                                              unit="img", disable=not progress)):
+                if isinstance(result, Skipped):
+                    skipped.append(result)
+                    continue
+                kept.append((job, result.phash, result.sha256, result.mode))
+                if writer:
+                    writer.write(result.pixels)
+                else:
+                    in_memory.append(result.pixels)
+        kept_keys = {(job[1], job[2]) for job, *_ in kept}
+        for label, source in sorted({(job[1], job[2]) for job in jobs} - kept_keys):
+            paths = [str(job[0]) for job in jobs if job[1] == label and job[2] == source]
+            reasons = [s for s in skipped if s.path in paths]
+            raise UserError(f"No readable images for class {class_names[label]} in {Path(paths[0]).parent}: all "
+                            f"{len(paths)} files were skipped (e.g. {reasons[0].path}: {reasons[0].reason}). "
+                            f"Add valid JPEG/PNG images there.")
+    except BaseException:
+        if writer:
+            writer.abandon()
+        raise
 
     modes: dict[str, int] = {}
-    for _, result in kept:
-        modes[result.mode] = modes.get(result.mode, 0) + 1
+    for *_, mode in kept:
+        modes[mode] = modes.get(mode, 0) + 1
+    files_kept, sha256s = [str(job[0]) for job, *_ in kept], [sha for _, _, sha, _ in kept]
     return ScannedData(
         class_names=class_names,
         image_size=image_size,
-        files=[str(job[0]) for job, _ in kept],
-        labels=np.array([job[1] for job, _ in kept], dtype=np.int64),
-        sources=[job[2] for job, _ in kept],
-        phashes=[result.phash for _, result in kept],
-        sha256s=[result.sha256 for _, result in kept],
-        pixels=np.stack([result.pixels for _, result in kept]),
+        files=files_kept,
+        labels=np.array([job[1] for job, *_ in kept], dtype=np.int64),
+        sources=[job[2] for job, *_ in kept],
+        phashes=[phash for _, phash, _, _ in kept],
+        sha256s=sha256s,
+        pixels=writer.finish(rows=rows_digest(files_kept, sha256s), crop=crop) if writer else np.stack(in_memory),
         skipped=skipped,
         modes=modes,
         crop=crop,
     )
+
+
+def rows_digest(files: list[str], sha256s: list[str]) -> str:
+    """Which images, in which order: what a pixel file must match to stand for a manifest's rows."""
+    return hashlib.sha256("\n".join(f"{f}\t{s}" for f, s in zip(files, sha256s)).encode()).hexdigest()
 
 
 def data_report(scanned: ScannedData, layout: Layout) -> dict:

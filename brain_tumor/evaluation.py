@@ -7,12 +7,17 @@ from sklearn.metrics import (accuracy_score, classification_report, confusion_ma
                              precision_recall_fscore_support)
 
 from .intervals import bootstrap_intervals
+from .pixels import batches
 
 OVERFITTING_GAP = 0.10  # train accuracy above validation accuracy by more than this: overfitting
 
 
-def predict_probabilities(model, pixels: np.ndarray, batch_size: int = 64) -> np.ndarray:
-    return model.predict(pixels.astype(np.float32), batch_size=batch_size, verbose=0)
+def predict_probabilities(model, pixels, batch_size: int = 64, mirror: bool = False) -> np.ndarray:
+    """Class probabilities for an image array (or Rows of a pixel file), a batch at a time; `mirror`: for the
+    left-right mirror images."""
+    out = [np.asarray(model.predict_on_batch((batch[:, :, ::-1] if mirror else batch).astype(np.float32)))
+           for batch in batches(pixels, batch_size)]
+    return np.concatenate(out) if out else np.zeros((0, model.output_shape[-1]), np.float32)
 
 
 def error_analysis(confusion: np.ndarray, class_names: list[str]) -> dict:

@@ -3,19 +3,24 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import shutil
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from . import __version__
+from . import __version__, files
 from .class_balance import balanced_class_weights
-from .data import Layout, ScannedData, data_report, find_layout, scan, write_data_report
+from .data import Layout, ScannedData, data_report, find_layout, rows_digest, scan, write_data_report
 from .errors import UserError
+from .pixels import PixelFile, Rows
 from .split import DEFAULT_MAX_DISTANCE, carve, write_manifest
 
 
@@ -25,9 +30,15 @@ class PreparedData:
     splits: np.ndarray  # "train" / "val" / "test" per image
     groups: np.ndarray
 
-    def subset(self, split: str) -> tuple[np.ndarray, np.ndarray]:
+    def subset(self, split: str) -> tuple[Rows, np.ndarray]:
+        """The split's images (read a batch at a time when they are on disk) and labels."""
         mask = self.splits == split
-        return self.scanned.pixels[mask], self.scanned.labels[mask]
+        return Rows(self.scanned.pixels, np.flatnonzero(mask)), self.scanned.labels[mask]
+
+
+def pixel_cache(run_dir: str | Path, image_size: int, crop: bool) -> Path:
+    """Where a run keeps its images decoded at one size (and crop): decoded once, read by every step."""
+    return Path(run_dir) / "cache" / f"pixels-{image_size}px{'-crop' if crop else ''}.u8"
 
 
 def split_counts(prepared: PreparedData) -> dict:
@@ -40,8 +51,9 @@ def split_counts(prepared: PreparedData) -> dict:
 def prepare_data(layout: Layout, image_size: int, val_fraction: float, test_fraction: float, seed: int,
                  out_dir: Path, max_distance: int = DEFAULT_MAX_DISTANCE, progress: bool = True,
                  crop: bool = False) -> PreparedData:
-    """Scan and decode once, carve the grouped stratified splits, and write manifest.csv and data_report.json."""
-    scanned = scan(layout, image_size, progress=progress, crop=crop)
+    """Scan and decode once (into the run's pixel cache), carve the grouped stratified splits, and write manifest.csv
+    and data_report.json."""
+    scanned = scan(layout, image_size, progress=progress, crop=crop, pixels_to=pixel_cache(out_dir, image_size, crop))
     groups, splits = carve(scanned.phashes, scanned.labels, scanned.sources, val_fraction, test_fraction, seed,
                            max_distance)
     prepared = PreparedData(scanned, splits, groups)
@@ -64,26 +76,56 @@ def read_manifest(path: str | Path) -> tuple[pd.DataFrame, list[str]]:
     return manifest, pairs["class"].tolist()
 
 
-def load_prepared(manifest_path: str | Path, image_size: int, progress: bool = True,
-                  crop: bool = False) -> PreparedData:
-    """Decode the images a manifest lists, in its splits; refuse files that changed since the manifest was written."""
-    manifest, names = read_manifest(manifest_path)
-    scanned = scan(Layout(Path(manifest_path).parent), image_size, class_names=names,
-                   files=list(zip(manifest["file"], manifest["class"])), progress=progress, crop=crop)
-    actual = dict(zip(scanned.files, scanned.sha256s))
-    changed = [f for f, sha in zip(manifest["file"], manifest["sha256"]) if actual.get(f) != sha]
+def unchanged(files: list[str], sha256s: list[str], manifest_path) -> None:
+    """Refuse to go on when a file is gone or differs from what the manifest recorded (data changed mid-run)."""
+    def digest(path: str) -> str | None:
+        try:
+            return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+        except OSError:
+            return None
+
+    with ThreadPoolExecutor(min(8, os.cpu_count() or 1)) as pool:
+        changed = [f for f, sha, now in zip(files, sha256s, pool.map(digest, files)) if now != sha]
     if changed:
         raise UserError(f"The data changed since {manifest_path} was written: {len(changed)} files missing, "
                         f"unreadable or modified (e.g. {changed[0]}). Register the dataset again (re-run).")
+
+
+def load_prepared(manifest_path: str | Path, image_size: int, progress: bool = True,
+                  crop: bool = False) -> PreparedData:
+    """The images a manifest lists, in its splits: from the run's pixel cache when it holds exactly these images
+    (every file still checked against its recorded SHA-256), else decoded once into it."""
+    manifest, names = read_manifest(manifest_path)
+    files, sha256s = list(manifest["file"]), list(manifest["sha256"])
+    cache = pixel_cache(Path(manifest_path).parent, image_size, crop)
+    try:
+        pixels = PixelFile(cache)
+    except (OSError, ValueError, KeyError):  # no cache yet, or a truncated one: decode again
+        pixels = None
+    if pixels is not None and pixels.meta.get("rows") != rows_digest(files, sha256s):
+        pixels = None  # a cache of other images (another run wrote this folder)
+    if pixels is not None:
+        unchanged(files, sha256s, manifest_path)
+        scanned = ScannedData(names, image_size, files, manifest["label"].to_numpy(np.int64), ["train"] * len(files),
+                              list(manifest["phash"]), sha256s, pixels, crop=crop)
+    else:
+        scanned = scan(Layout(Path(manifest_path).parent), image_size, class_names=names,
+                       files=list(zip(files, manifest["class"])), progress=progress, crop=crop, pixels_to=cache)
+        actual = dict(zip(scanned.files, scanned.sha256s))
+        if any(actual.get(f) != sha for f, sha in zip(files, sha256s)):
+            unchanged(files, sha256s, manifest_path)
     return PreparedData(scanned, manifest["split"].to_numpy(str), manifest["group"].to_numpy())
 
 
 def train_and_save(prepared: PreparedData, model_name: str, config, out_dir: Path, weights: str | None = None,
                    class_weight: dict[int, float] | None = None, on_epoch: Callable[[dict], None] | None = None,
-                   fine_tune_layers: int = 0, precision: str = "float32"):
+                   fine_tune_layers: int = 0, precision: str = "float32", checkpoint_key: str = "",
+                   on_checkpoint: Callable[[Path], None] | None = None):
     """Build and fit one model (a transfer model: then, with `fine_tune_layers`, its backbone's top layers at a tenth
     of the learning rate); save model.keras (best epoch, float32, metadata inside), history.json/.csv and
-    training.json. Returns (model, training record)."""
+    training.json. Returns (model, training record). With a `checkpoint_key`, the training state is saved after
+    every epoch in out_dir/checkpoint (and resumed from there when this same training was killed before); the
+    folder goes once the model is saved."""
     from . import precision as mixed
     from .models import build_model, count_params, save_model, spec_dict, unfreeze_top
     from .training import best_epoch, fit, monitor_mode
@@ -105,7 +147,10 @@ def train_and_save(prepared: PreparedData, model_name: str, config, out_dir: Pat
           f"{count_params(model)['total']:,} parameters, {resolved}, class weights "
           + ", ".join(f"{names[c]} {w:.3f}" for c, w in class_weight.items()))
     start = time.perf_counter()
-    history = fit(model, train, val, len(names), config, class_weight, on_epoch=on_epoch)
+    saving = {} if not checkpoint_key else {"checkpoint_key": checkpoint_key, "on_checkpoint": on_checkpoint}
+    checkpoints = out_dir / "checkpoint"
+    history = fit(model, train, val, len(names), config, class_weight, on_epoch=on_epoch,
+                  checkpoint=checkpoints / "train" if saving else None, **saving)
     best = best_epoch(history, recipe.monitor)
     if fine_tune_layers and spec["family"] == "transfer":
         frozen = model.get_weights()
@@ -113,7 +158,8 @@ def train_and_save(prepared: PreparedData, model_name: str, config, out_dir: Pat
         print(f"Fine-tuning the top {fine_tune_layers} layers of the backbone ({opened} with weights) at a tenth of "
               f"the learning rate")
         tuned = fit(model, train, val, len(names), config, class_weight, lr_scale=0.1, stage="fine-tune",
-                    on_epoch=on_epoch and (lambda row: on_epoch({**row, "epoch": row["epoch"] + len(history)})))
+                    on_epoch=on_epoch and (lambda row: on_epoch({**row, "epoch": row["epoch"] + len(history)})),
+                    checkpoint=checkpoints / "fine-tune" if saving else None, **saving)
         tuned = [{**row, "epoch": row["epoch"] + len(history)} for row in tuned]
         candidate = best_epoch(tuned, recipe.monitor)
         if best_epoch([best, candidate], recipe.monitor) is candidate:
@@ -138,7 +184,8 @@ def train_and_save(prepared: PreparedData, model_name: str, config, out_dir: Pat
         "brain_tumor_version": __version__})
     (out_dir / "history.json").write_text(json.dumps(history, indent=2))
     pd.DataFrame(history).to_csv(out_dir / "history.csv", index=False)
-    (out_dir / "training.json").write_text(json.dumps(record, indent=2))
+    files.write_text(out_dir / "training.json", json.dumps(record, indent=2))
+    shutil.rmtree(checkpoints, ignore_errors=True)  # the model is saved: nothing left to resume
     return model, record
 
 

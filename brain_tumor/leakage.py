@@ -9,14 +9,15 @@ import pandas as pd
 from sklearn.metrics import accuracy_score, f1_score
 
 from .errors import UserError
-from .split import DEFAULT_MAX_DISTANCE, hash_bits
+from .split import DEFAULT_MAX_DISTANCE, PAIRS_PER_BLOCK, hash_bits
 
 
-def nearest(query_hashes: list[str], reference_hashes: list[str], block: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+def nearest(query_hashes: list[str], reference_hashes: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """Per query hash: the smallest Hamming distance to any reference hash, and that reference's index."""
     if not reference_hashes:
         raise UserError("There are no reference images to compare against.")
     queries, references = hash_bits(query_hashes), hash_bits(reference_hashes)
+    block = max(1, PAIRS_PER_BLOCK // len(references))
     distances = np.empty(len(queries), dtype=np.int64)
     indices = np.empty(len(queries), dtype=np.int64)
     for start in range(0, len(queries), block):

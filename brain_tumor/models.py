@@ -15,7 +15,8 @@ import keras
 from keras import layers
 
 from .errors import UserError
-from .model_specs import MODEL_SPECS, ModelSpec, get_spec, spec_dict
+from .files import replacing
+from .model_specs import MODEL_SPECS, ModelSpec, get_spec, spec_dict  # noqa: F401 (re-exported)
 
 METADATA_NAME = "brain_tumor.json"  # stored inside the .keras zip, beside Keras' own files
 
@@ -157,9 +158,10 @@ def count_params(model) -> dict[str, int]:
 def save_model(model, path: str | Path, metadata: dict) -> Path:
     """Save as .keras with our metadata (class names, image size, …) inside the same file, so they travel together."""
     path = Path(path)
-    model.save(path)
-    with zipfile.ZipFile(path, "a") as archive:
-        archive.writestr(METADATA_NAME, json.dumps(metadata, indent=2))
+    with replacing(path) as partial:  # whole or not at all: a kill never leaves a truncated model behind
+        model.save(partial)
+        with zipfile.ZipFile(partial, "a") as archive:
+            archive.writestr(METADATA_NAME, json.dumps(metadata, indent=2))
     return path
 
 

@@ -658,7 +658,8 @@ def _section_calibration(run: dict, folder: Path) -> str:
     rows = [{"model": m, **{f"ECE {SPLIT_NAMES[s]}": c["ece"] for s, c in metrics["calibration"].items()}}
             for m, metrics in run["metrics"].items()]
     parts = [_p("Expected calibration error (ECE, 10 equal-width confidence bins): the average gap between a "
-                "model's confidence and its accuracy, weighted by how many predictions fall in each bin. 0 is perfect."),
+                "model's confidence and its accuracy, weighted by how many predictions fall in each bin. "
+                "0 is perfect."),
              _table(pd.DataFrame(rows))]
     for model in run["metrics"]:
         parts.append(_figures(folder / model, ["reliability.png"]))

@@ -24,11 +24,14 @@ def hash_bits(phashes: list[str]) -> np.ndarray:
     return np.array([int(h, 16) for h in phashes], dtype=np.uint64)
 
 
-def near_duplicate_groups(phashes: list[str], max_distance: int = DEFAULT_MAX_DISTANCE,
-                          block: int = 2048) -> np.ndarray:
+PAIRS_PER_BLOCK = 2**22  # hash pairs compared at once: 32 MB of XORs, whatever the number of images
+
+
+def near_duplicate_groups(phashes: list[str], max_distance: int = DEFAULT_MAX_DISTANCE) -> np.ndarray:
     """A group id per image (0..k-1, numbered in first-seen order); linked images share one."""
     n = len(phashes)
     hashes = hash_bits(phashes)
+    block = max(1, PAIRS_PER_BLOCK // max(n, 1))
     rows, cols = [], []
     for start in range(0, n, block):
         distances = np.bitwise_count(hashes[start:start + block, None] ^ hashes[None, :])

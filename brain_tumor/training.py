@@ -8,12 +8,14 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import keras
 import numpy as np
 import tensorflow as tf
 
 from .augment import build_augmentation
+from .checkpoint import Checkpoint
 from .errors import UserError
 from .inputs import make_dataset
 from .recipe import AUGMENT_PLACES, PLATEAU_FACTOR, PLATEAU_PATIENCE, Recipe
@@ -83,10 +85,13 @@ def monitor_mode(monitor: str) -> str:
 def fit(model, train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, np.ndarray], num_classes: int,
         config: TrainConfig, class_weight: dict[int, float] | None = None, verbose: int | None = None,
         on_epoch: Callable[[dict], None] | None = None, epochs: int | None = None, lr_scale: float = 1.0,
-        stage: str = "train") -> list[dict]:
+        stage: str = "train", checkpoint: Path | None = None, checkpoint_key: str = "",
+        on_checkpoint: Callable[[Path], None] | None = None) -> list[dict]:
     """Train `model` in place; on return it holds the weights of its best epoch by the recipe's monitor.
     Returns the per-epoch history; `on_epoch` (e.g. a tracker's reporter) is called with each epoch's row.
-    `epochs`, `lr_scale` and `stage` serve a second stage (fine-tuning) with its own budget and rate."""
+    `epochs`, `lr_scale` and `stage` serve a second stage (fine-tuning) with its own budget and rate.
+    `checkpoint`: a folder where the training state is saved after every epoch, and resumed from when it holds a
+    state saved under `checkpoint_key` (`checkpoint.py`); `on_checkpoint` is called after each save."""
     recipe = config.recipe
     epochs = epochs or recipe.epochs
     keras.utils.set_random_seed(config.seed)
@@ -102,11 +107,14 @@ def fit(model, train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, np.n
                     loss=keras.losses.CategoricalCrossentropy(label_smoothing=recipe.label_smoothing),
                     metrics=["accuracy", keras.metrics.F1Score(average="macro", name="macro_f1")])
     log = EpochLog(on_epoch, stage)
-    callbacks = [keras.callbacks.EarlyStopping(monitor=recipe.monitor, mode=monitor_mode(recipe.monitor),
-                                               patience=recipe.patience, restore_best_weights=True), log]
-    if recipe.schedule == "plateau":
-        callbacks.insert(1, keras.callbacks.ReduceLROnPlateau(monitor=recipe.monitor, mode=monitor_mode(recipe.monitor),
-                                                              factor=PLATEAU_FACTOR, patience=PLATEAU_PATIENCE))
+    stopping = keras.callbacks.EarlyStopping(monitor=recipe.monitor, mode=monitor_mode(recipe.monitor),
+                                             patience=recipe.patience, restore_best_weights=True)
+    plateau = keras.callbacks.ReduceLROnPlateau(monitor=recipe.monitor, mode=monitor_mode(recipe.monitor),
+                                                factor=PLATEAU_FACTOR, patience=PLATEAU_PATIENCE
+                                                ) if recipe.schedule == "plateau" else None
+    callbacks = [c for c in (stopping, plateau, log) if c is not None]
+    if checkpoint is not None:  # last: it restores the state of the callbacks before it
+        callbacks.append(Checkpoint(checkpoint, checkpoint_key, stopping, plateau, log, on_checkpoint))
     if verbose is None:
         verbose = 1 if sys.stdout.isatty() else 2  # progress bars on a terminal, one line per epoch in logs
     trainer.fit(train_ds, validation_data=val_ds, epochs=epochs, class_weight=class_weight, shuffle=False,

@@ -22,7 +22,8 @@ def add_config_options(parser: argparse.ArgumentParser, scope: str | None = None
         text = f.metadata["help"] + (f" ({', '.join(f.metadata['choices'])})" if f.metadata["choices"] else "")
         text = text.replace("%", "%%")  # argparse formats help strings
         if type_name(f) == "bool":
-            parser.add_argument(flag(f), dest=f.name, action="store_true", default=default, help=text)
+            parser.add_argument(flag(f), dest=f.name, action=argparse.BooleanOptionalAction, default=default,
+                                help=text)
         else:
             parser.add_argument(flag(f), dest=f.name, default=default, metavar=f.name.upper(),
                                 help=f"{text} (default: {default!r})")

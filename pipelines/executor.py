@@ -9,8 +9,11 @@ transient one is retried), and the result is checked against the declaration.
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import io
+import json
+import os
 import zipfile
 from pathlib import Path
 
@@ -101,10 +104,12 @@ def restore_files(reference: str | None, run_dir: Path) -> None:
 def execute(node_name: str, kwargs: dict, share: bool = False) -> dict:
     """Run the step `node_name` with `kwargs` in the ClearML task already open (if any); returns its result dict,
     with FILES: the address of its run files when `share` (steps on agents that share no disk), else None."""
-    from steps.tracking import current_task
+    from steps.tracking import STEP_KEY_ENV, current_task
 
     step, _ = declaration(node_name)
     kwargs = coerce_arguments(node_name, kwargs)
+    os.environ[STEP_KEY_ENV] = hashlib.sha256(json.dumps([node_name, kwargs], sort_keys=True, default=str).encode()
+                                              ).hexdigest()  # what a checkpoint belongs to: code, arguments, data
     task = current_task()
     if task is not None:
         task.set_user_properties(**{FAILURE: ""})  # a retry of this task starts clean

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from brain_tumor import files
+
 
 def write_summary(run_dir: Path, config, results: dict, runs: list, offline: bool) -> Path:
     dataset = results["register_dataset"]
@@ -40,10 +42,10 @@ def write_summary(run_dir: Path, config, results: dict, runs: list, offline: boo
         "Saved as `champion.keras` (decision in `champion.json`).",
         "",
         "## Steps",
-        "| step | status | step seconds | log |",
-        "|---|---|---|---|",
-        *[f"| {r.name} | {r.status} | {r.seconds:.1f} | {Path(r.log).relative_to(run_dir) if r.log else ''} |"
-          for r in runs],
+        "| step | status | step seconds | peak memory (MB) | log |",
+        "|---|---|---|---|---|",
+        *[f"| {r.name} | {r.status} | {r.seconds:.1f} | {r.peak_mb:.0f} | "
+          f"{Path(r.log).relative_to(run_dir) if r.log else ''} |" for r in runs],
         "",
         "## Files",
         "- `models/<model>/`: model.keras (best epoch), history.json/.csv, training.json",
@@ -56,4 +58,19 @@ def write_summary(run_dir: Path, config, results: dict, runs: list, offline: boo
                      f"server with `clearml-task --import-offline-session FILE.zip`")
     path = run_dir / "summary.md"
     path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def write_interrupted(run_dir: Path, runs: list, reason: str) -> Path:
+    """summary.md of a run stopped part-way: what finished, what was stopped, and how to resume."""
+    done = [r.name for r in runs if r.status in ("ran", "reused")]
+    stopped = [r.name for r in runs if r.status == "interrupted"]
+    lines = [f"# Pipeline run: {run_dir.name} — interrupted", "",
+             f"The run was {reason}; every step process it had started was stopped.", "",
+             f"- Finished (kept, reused by the next run): {', '.join(done) or 'none'}",
+             f"- Stopped: {', '.join(stopped) or 'none'} (a training resumes from its last epoch's checkpoint)",
+             f"- Not started: {', '.join(r.name for r in runs if r.status == 'not run') or 'none'}", "",
+             "Run the same command again to resume."]
+    path = run_dir / "summary.md"
+    files.write_text(path, "\n".join(lines) + "\n")
     return path

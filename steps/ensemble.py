@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from brain_tumor import __version__
+from brain_tumor.evaluation import predict_probabilities
 from brain_tumor.models import count_params, load_model, save_model
 
 from . import registry
@@ -33,9 +34,8 @@ def ensemble(manifest: str, dataset_hash: str, run_dir: str, dataset_id: str, va
     pixels, labels = prepared.subset("val")
     classes = len(prepared.scanned.class_names)
     members = {name: load_model(registry.resolve_model(t["model_ref"]))[0] for name, t in trained.items()}
-    plain = {name: m.predict(pixels.astype("float32"), verbose=0) for name, m in members.items()}
-    mirrored = {name: (p + m.predict(pixels[:, :, ::-1].astype("float32"), verbose=0)) / 2
-                for (name, m), p in zip(members.items(), plain.values())}
+    plain = {name: predict_probabilities(m, pixels) for name, m in members.items()}
+    mirrored = {name: (plain[name] + predict_probabilities(m, pixels, mirror=True)) / 2 for name, m in members.items()}
     weights = select_members(plain, labels)
     mirrored_weights = select_members(mirrored, labels)
     tta = macro_f1(labels, blend(mirrored, mirrored_weights), classes) > macro_f1(labels, blend(plain, weights),

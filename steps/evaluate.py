@@ -10,6 +10,7 @@ import numpy as np
 
 from brain_tumor import figures
 from brain_tumor.errors import UserError
+from brain_tumor.evaluation import predict_probabilities
 from brain_tumor.experiment import evaluate_splits, predict_splits, predictions_frame
 from brain_tumor.leakage import audit, twin_metrics
 from brain_tumor.selection import comparison_row
@@ -55,8 +56,8 @@ def assess(model, name: str, training: dict, data: EvaluationData, run_dir: str)
     metrics = {**evaluate_splits(model, prepared, probabilities), "dataset_hash": data.dataset_hash}
     if "test" in probabilities:  # test metrics apart for test images with a near-duplicate in train/val
         metrics["leakage"] = twin_metrics(prepared.subset("test")[1], probabilities["test"], twins, names)
-    metrics["external"] = {ext.name: external_metrics(ext, model.predict(ext.pixels.astype(np.float32), verbose=0),
-                                                      names) for ext in externals}
+    metrics["external"] = {ext.name: external_metrics(ext, predict_probabilities(model, ext.pixels), names)
+                           for ext in externals}
     out = Path(run_dir) / "metrics"
     out.mkdir(parents=True, exist_ok=True)
     (out / f"{name}.json").write_text(json.dumps(metrics, indent=2))

@@ -82,6 +82,34 @@ def publish_model(task, path: str, record: dict) -> str:
     return output.id
 
 
+CHECKPOINT = "checkpoint"
+
+
+def upload_checkpoint(task, folder: Path) -> None:
+    """A training's checkpoint folder as an artifact of its task, after every epoch: a retry of the task (on a fresh
+    agent) resumes from it."""
+    import shutil
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        archive = shutil.make_archive(str(Path(tmp) / CHECKPOINT), "zip", folder)
+        task.upload_artifact(CHECKPOINT, artifact_object=archive, wait_on_upload=True)
+
+
+def restore_checkpoint(task, folder: Path) -> bool:
+    """Unpack the task's checkpoint artifact (left by an earlier attempt of this task) into `folder`, unless a
+    checkpoint is already there. Returns whether one was restored."""
+    import zipfile
+
+    if folder.is_dir() or CHECKPOINT not in task.artifacts:
+        return False
+    local = task.artifacts[CHECKPOINT].get_local_copy(extract_archive=False)
+    with zipfile.ZipFile(local) as archive:
+        archive.extractall(folder)
+    print(f"Restored the checkpoint of an earlier attempt of this task into {folder}")
+    return True
+
+
 def model_projects() -> list[str]:
     """The projects this project's models are registered in: the pipeline's steps live in the hidden project
     `<PROJECT>/.pipelines/<pipeline>` (named here by the SDK's own PipelineController, so the two cannot disagree),

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
-from brain_tumor import figures
+from brain_tumor import figures, files
 from brain_tumor.report import build_report, missing_inputs
 from brain_tumor.selection import CHAMPION_METRICS, choose_champion, comparison_table, to_markdown
 
@@ -57,12 +56,12 @@ def select_champion(rows: list[dict], model_refs: dict, baseline_rows: list[dict
     table = comparison_table(rows + baseline_rows, champion)
     table.to_csv(out / "comparison.csv", index=False)
     (out / "comparison.md").write_text(to_markdown(table))
-    shutil.copyfile(registry.resolve_model(model_refs[champion]), out / "champion.keras")
+    files.copy(registry.resolve_model(model_refs[champion]), out / "champion.keras")
     column = CHAMPION_METRICS[metric][0]
     value = next(r[column] for r in rows if r["model"] == champion)
     decision = {"champion": champion, "metric": metric, "value": value, "why": why, "margin": gap,
                 "source": model_refs[champion], "path": str(out / "champion.keras")}
-    (out / "champion.json").write_text(json.dumps(decision, indent=2))
+    files.write_text(out / "champion.json", json.dumps(decision, indent=2))
     print(f"Champion: {why}")
     histories = {row["model"]: json.loads(path.read_text()) for row in rows
                  if (path := out / "models" / row["model"] / "history.json").is_file()}

@@ -6,7 +6,10 @@ import os
 from pathlib import Path
 
 PROJECT = "Brain Tumor MRI"
-PIPELINE_NAME = "brain-tumor-mri"  # ClearML keeps the pipeline's step tasks in PROJECT/.pipelines/PIPELINE_NAME
+PIPELINE_NAME = "brain-tumor-mri"
+# Set by the executor for the step it runs: a hash of the step's name, arguments and code. A training resumes only a
+# checkpoint saved under the same key.
+STEP_KEY_ENV = "BRAIN_TUMOR_STEP_KEY"  # ClearML keeps the pipeline's step tasks in PROJECT/.pipelines/PIPELINE_NAME
 
 
 def server_configured() -> bool:

@@ -13,7 +13,7 @@ from brain_tumor.model_specs import get_spec
 
 from . import registry
 from .registry import step_data
-from .tracking import current_task, report_images, report_scalars, report_text, upload_artifact
+from .tracking import STEP_KEY_ENV, current_task, report_images, report_scalars, report_text, upload_artifact
 
 
 def report_epoch(row: dict) -> None:
@@ -50,10 +50,18 @@ def train_model(model: str, manifest: str, dataset_hash: str, class_weights: dic
     names = prepared.scanned.class_names
     config = TrainConfig(trained_with, trained_with.batch_size or spec.batch_size, seed, augment_on)
     out = Path(run_dir) / "models" / model
+    task = current_task()
+    upload = None
+    if task is not None and not task.is_offline():  # on a server the checkpoint also goes up: a retry resumes it
+        registry.restore_checkpoint(task, out / "checkpoint")
+
+        def upload(folder):
+            registry.upload_checkpoint(task, folder)
     keras_model, record = train_and_save(prepared, model, config, out, None if weights.lower() == "none" else weights,
                                          class_weight={names.index(c): w for c, w in class_weights.items()},
                                          on_epoch=report_epoch, fine_tune_layers=fine_tune_layers,
-                                         precision=precision)
+                                         precision=precision, checkpoint_key=os.environ.get(STEP_KEY_ENV, ""),
+                                         on_checkpoint=upload)
     summary = summary_text(keras_model)
     history = json.loads((out / "history.json").read_text())
     report_images(figures.training(history, model, summary, figures.report_dir(run_dir) / "models" / model,
@@ -61,7 +69,6 @@ def train_model(model: str, manifest: str, dataset_hash: str, class_weights: dic
     report_text(summary)
     record["dataset_hash"] = dataset_hash
     model_ref = str(out / "model.keras")
-    task = current_task()
     if task is not None:
         task.set_parameter("dataset/hash", dataset_hash)
         upload_artifact("training", record)

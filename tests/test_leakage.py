@@ -36,11 +36,15 @@ def test_nearest_gives_known_hamming_distances():
     assert distances.tolist() == [4] and indices.tolist() == [0]
 
 
-def test_nearest_block_by_block_equals_all_at_once():
+def test_nearest_block_by_block_equals_all_at_once(monkeypatch):
+    import brain_tumor.leakage as leakage
+
     rng = np.random.default_rng(0)
     queries = hex_hashes(rng.integers(0, 2**63, 50, dtype=np.uint64) * 2)
     references = hex_hashes(rng.integers(0, 2**63, 70, dtype=np.uint64) * 2)
-    whole, small = nearest(queries, references), nearest(queries, references, block=7)
+    whole = nearest(queries, references)
+    monkeypatch.setattr(leakage, "PAIRS_PER_BLOCK", 7 * 70)  # 7 query rows at a time
+    small = nearest(queries, references)
     assert np.array_equal(whole[0], small[0]) and np.array_equal(whole[1], small[1])
 
 

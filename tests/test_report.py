@@ -45,7 +45,8 @@ def test_every_figure_is_written_decodes_and_is_not_blank(first_run):
     for name in expected:
         assert_non_blank((report / name).read_bytes(), name)
     assert sorted(str(p.relative_to(report)) for p in report.rglob("*.png")) == sorted(expected)
-    for csv in ("exploration/class_counts.csv", "leakage/leakage_pairs.csv", "evaluation/cnn_a/classification_report.csv"):
+    for csv in ("exploration/class_counts.csv", "leakage/leakage_pairs.csv",
+                "evaluation/cnn_a/classification_report.csv"):
         assert (report / csv).read_text().count("\n") > 1, csv
     predictions = (run_dir / "metrics" / "cnn_a_predictions.csv").read_text().splitlines()
     assert predictions[0].startswith("file,split,true,predicted,confidence,p_glioma_tumor")
@@ -61,7 +62,7 @@ def test_the_audit_finds_the_planted_twins_and_splits_the_test_metrics(first_run
     parts = metrics["leakage"]
     assert parts["twin"]["samples"] == audit["twins"]
     assert parts["twin"]["samples"] + parts["novel"]["samples"] == metrics["test"]["samples"]
-    correct = parts["twin"]["accuracy"] * parts["twin"]["samples"] + parts["novel"]["accuracy"] * parts["novel"]["samples"]
+    correct = sum(parts[kind]["accuracy"] * parts[kind]["samples"] for kind in ("twin", "novel"))
     assert correct == pytest.approx(metrics["test"]["accuracy"] * metrics["test"]["samples"])
     assert 0 <= metrics["calibration"]["test"]["ece"] <= 1
 
