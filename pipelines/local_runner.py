@@ -231,8 +231,8 @@ def _run(config: PipelineConfig, run_dir: Path, offline: bool, say) -> list[Step
                 saved = reusable(step_dir, key, str(run_dir), config.force)
                 if saved is not None:
                     results[node.name] = saved["result"]
-                    runs[node.name] = StepRun(node.name, "reused", saved["seconds"], 0.0, str(step_dir / "log.txt"),
-                                              peak_mb=saved["peak_mb"])
+                    runs[node.name] = StepRun(node.name, "reused", saved["seconds"], 0.0, saved.get("peak_mb", 0.0),
+                                              str(step_dir / "log.txt"))
                     say(f"  reused   {node.name} (same code, inputs and data)")
                     continue
                 step_dir.mkdir(parents=True, exist_ok=True)
@@ -264,11 +264,12 @@ def _run(config: PipelineConfig, run_dir: Path, offline: bool, say) -> list[Step
                 if process.returncode == 0:
                     saved = json.loads((step_dir / "result.json").read_text())
                     results[name] = saved["result"]
-                    runs[name] = StepRun(name, "ran", saved["seconds"], wall, str(step_dir / "log.txt"),
-                                         peak_mb=saved.get("peak_mb", 0.0))
+                    runs[name] = StepRun(name, "ran", saved["seconds"], wall, saved.get("peak_mb", 0.0),
+                                         str(step_dir / "log.txt"))
                     say(f"  finished {name} in {wall:.0f} s")
                 else:
-                    runs[name] = StepRun(name, "failed", 0.0, wall, str(step_dir / "log.txt"), process.returncode)
+                    runs[name] = StepRun(name, "failed", 0.0, wall, log=str(step_dir / "log.txt"),
+                                         exit_code=process.returncode)
                     failed.append(name)
                     say(f"  FAILED   {name} ({exit_reason(process.returncode)})")
             if running:
