@@ -20,10 +20,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from tqdm import tqdm
 
 from .errors import UserError
-from .images import DECODE_ERRORS, decode_image
+from .images import DECODE_ERRORS, STYLE_FEATURES, decode_image
 from .pixels import PixelWriter
 
 EXPECTED_LAYOUT = (
@@ -60,6 +61,7 @@ class ScannedData:
     skipped: list[Skipped] = field(default_factory=list)
     modes: dict[str, int] = field(default_factory=dict)
     crop: bool = False  # pixels cropped to the head (images.head_box) before resizing
+    style: pd.DataFrame | None = None  # one row per image, columns images.STYLE_FEATURES; None when not decoded here
 
 
 def _find_child(folder: Path, names: tuple[str, ...]) -> Path | None:
@@ -168,6 +170,7 @@ def scan(layout: Layout, image_size: int, class_names: list[str] | None = None,
     workers = workers or min(8, os.cpu_count() or 1)
     writer = PixelWriter(pixels_to, (image_size, image_size, 3)) if pixels_to is not None else None
     kept, in_memory = [], []  # kept: (job, phash, sha256, mode), without the pixels
+    style = np.empty((len(jobs), len(STYLE_FEATURES)))  # numbers only, a row per kept image: flat memory
     try:
         with ThreadPoolExecutor(workers) as pool:
             decoded = pool.map(lambda job: decode_or_skip(job[0], image_size, crop), jobs)
@@ -176,6 +179,7 @@ def scan(layout: Layout, image_size: int, class_names: list[str] | None = None,
                 if isinstance(result, Skipped):
                     skipped.append(result)
                     continue
+                style[len(kept)] = [result.style[name] for name in STYLE_FEATURES]
                 kept.append((job, result.phash, result.sha256, result.mode))
                 if writer:
                     writer.write(result.pixels)
@@ -209,6 +213,7 @@ def scan(layout: Layout, image_size: int, class_names: list[str] | None = None,
         skipped=skipped,
         modes=modes,
         crop=crop,
+        style=pd.DataFrame(style[:len(kept)], columns=list(STYLE_FEATURES)),
     )
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from .data import Layout, find_layout, scan
 from .errors import UserError
@@ -26,6 +27,7 @@ class ExternalSet:
     nearest_distances: np.ndarray  # to the nearest image of the training folder (every split)
     nearest_files: list[str]
     skipped: list
+    style: pd.DataFrame  # each image's acquisition style (images.STYLE_FEATURES), for the shortcut audit
 
     @property
     def is_twin(self) -> np.ndarray:
@@ -54,7 +56,7 @@ def load_external(external_dir: str, class_names: list[str], image_size: int, cr
         distances, indices = nearest(scanned.phashes, training_phashes)
         name = folder.name if folder.name not in {s.name for s in sets} else f"{folder.parent.name}/{folder.name}"
         sets.append(ExternalSet(name, str(folder), scanned.pixels, scanned.labels, scanned.files, distances,
-                                [training_files[i] for i in indices], scanned.skipped))
+                                [training_files[i] for i in indices], scanned.skipped, scanned.style))
     return sets
 
 

@@ -14,10 +14,15 @@ import numpy as np
 import pandas as pd
 
 from . import plots
+from .images import STYLE_FEATURES
 from .leakage import audit
+from .shortcuts import style_audit, style_frame, style_shift
 
 SAMPLES_PER_CLASS = 4  # 4 classes × 4: the seed's 4×4 grid
 PREDICTIONS_SHOWN = 8  # correct and wrong each
+# The shortcut audit's files in RUN/report/shortcuts/ (register_dataset, evaluate) and a model's evaluation folder
+STYLE_CSV, STYLE_MEDIANS, STYLE_BASELINE = "style.csv", "style_medians.csv", "style_baseline.json"
+STYLE_FIGURE, EXTERNAL_STYLE, BACKGROUND_FIGURE = "style_distributions.png", "external_style.json", "background.png"
 
 
 def report_dir(run_dir: str | Path) -> Path:
@@ -46,6 +51,65 @@ def exploration(prepared, counts: dict, out: Path, seed: int = 0) -> dict[str, P
                             "Training images and their labels", ncols=SAMPLES_PER_CLASS)
     return {"Images per class and split": plots.save(plots.class_counts(counts), out / "class_counts.png"),
             "Sample training images": plots.save(grid, out / "samples.png")}
+
+
+def style_table(prepared) -> pd.DataFrame:
+    """Every image's file, class, split and acquisition style (the decoded data must hold it)."""
+    scanned = prepared.scanned
+    frame = style_frame(scanned.style, scanned.labels, scanned.class_names)
+    frame.insert(0, "file", scanned.files)
+    frame.insert(2, "split", prepared.splits)
+    return frame
+
+
+def shortcuts(prepared, out: Path, seed: int = 0) -> tuple[dict | None, dict[str, Path]]:
+    """The style audit of the training split: every image's style (style.csv), the per-class medians (CSV), the
+    style baseline with its verdict (JSON) and the per-class distributions. (None, {}) when the data holds no
+    style."""
+    if prepared.scanned.style is None:
+        return None, {}
+    out.mkdir(parents=True, exist_ok=True)
+    frame = style_table(prepared)
+    frame.to_csv(out / STYLE_CSV, index=False)
+    train = frame[frame["split"] == "train"]
+    result = style_audit(train, prepared.scanned.class_names, seed)
+    result["medians"].to_csv(out / STYLE_MEDIANS)
+    (out / STYLE_BASELINE).write_text(json.dumps(result["baseline"], indent=2))
+    figure = plots.style_distributions(train, prepared.scanned.class_names,
+                                       f"Acquisition style per class, training split ({len(train):,} images)")
+    return result, {"Acquisition style per class": plots.save(figure, out / STYLE_FIGURE)}
+
+
+def training_style(prepared, run_dir: str | Path) -> pd.DataFrame | None:
+    """The training split's style: from the decoded data when it holds it, else from the style.csv register_dataset
+    wrote (decoding from the pixel cache keeps no style); None when neither has it (an older run)."""
+    if prepared.scanned.style is not None:
+        frame = style_table(prepared)
+    elif (path := report_dir(run_dir) / "shortcuts" / STYLE_CSV).is_file():
+        frame = pd.read_csv(path)
+    else:
+        return None
+    return frame[frame["split"] == "train"]
+
+
+def external_style(training: pd.DataFrame, externals, class_names: list[str], out: Path) -> tuple[dict,
+                                                                                                 dict[str, Path]]:
+    """Each external set's style beside the training split's, per class: its shift (external_style.json) and a
+    figure of both distributions."""
+    out.mkdir(parents=True, exist_ok=True)
+    results, shown = {}, {}
+    for external in externals:
+        frame = style_frame(external.style, external.labels, class_names)
+        results[external.name] = style_shift(training, frame, class_names)
+        both = pd.concat([training[["class", *STYLE_FEATURES]].assign(source="training split"),
+                          frame.assign(source=f"external {external.name}")], ignore_index=True)
+        figure = plots.style_distributions(both, [n for n in class_names if n in set(frame["class"])],
+                                           f"Acquisition style: external set {external.name} vs the training split",
+                                           group="source")
+        shown[f"Acquisition style, external set {external.name}"] = plots.save(
+            figure, out / external_figure_name(external.name, "style"))
+    (out / EXTERNAL_STYLE).write_text(json.dumps(results, indent=2))
+    return results, shown
 
 
 def leakage(prepared, out: Path, seed: int = 0) -> tuple[dict, dict[str, Path]]:
@@ -112,7 +176,11 @@ def evaluation(model, model_name: str, metrics: dict, prepared, probabilities: d
     grid = plots.image_grid(images, titles, f"{model_name}: sample {split} predictions with Grad-CAM "
                                             f"(green right, red wrong)", ncols=8, title_colours=colours)
     calibration = metrics["calibration"][split]
+    background = (metrics.get("shortcuts") or {}).get("background")
     return {
+        **({f"{model_name} Grad-CAM background share": plots.save(plots.background_share(
+            background["per_class"], model_name, background["threshold"]), out / BACKGROUND_FIGURE)}
+           if background else {}),
         f"{model_name} confusion matrices": plots.save(
             plots.confusion_matrices(metrics[split]["confusion_matrix"], names, model_name, split),
             out / "confusion.png"),
@@ -123,10 +191,11 @@ def evaluation(model, model_name: str, metrics: dict, prepared, probabilities: d
     }
 
 
-def external_figure_name(set_name: str) -> str:
-    """The file of an external set's confusion matrices in a model's evaluation folder (a set named parent/name when
-    two folders share a name: any character unsafe in a file name becomes _)."""
-    return f"external_{re.sub(r'[^A-Za-z0-9_.-]+', '_', set_name)}_confusion.png"
+def external_figure_name(set_name: str, kind: str = "confusion") -> str:
+    """The file of an external set's figure: its confusion matrices in a model's evaluation folder, its style in the
+    shortcut audit's (a set named parent/name when two folders share a name: any character unsafe in a file name
+    becomes _)."""
+    return f"external_{re.sub(r'[^A-Za-z0-9_.-]+', '_', set_name)}_{kind}.png"
 
 
 def external_confusions(model_name: str, metrics: dict, class_names: list[str], out: Path) -> dict[str, Path]:

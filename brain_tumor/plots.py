@@ -22,6 +22,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 
+from .images import STYLE_FEATURES
 from .model_specs import MODEL_SPECS
 
 _TAB10 = [to_hex(c) for c in plt.get_cmap("tab10").colors]
@@ -492,5 +493,59 @@ def distance_histogram(distances: list[int], max_distance: int,
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.legend(handles=[*ax.get_legend_handles_labels()[0], Patch(color="tab:red", label="near-duplicate"),
                        Patch(color="tab:blue", label="distinct")])
+    ax.grid(axis="y", alpha=0.3)
+    return fig
+
+
+def style_distributions(frame, class_names: list[str], title: str, group: str | None = None) -> Figure:
+    """Small multiples: a panel per style feature (images.STYLE_FEATURES), a box per class; with `group` (a column
+    of `frame`, e.g. the training split vs an external set), boxes side by side within each class."""
+    features = list(STYLE_FEATURES)
+    frame = frame.reset_index(drop=True)  # seaborn needs unique row labels (a concat of two frames has repeats)
+    ncols = 5
+    nrows = math.ceil(len(features) / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.4 * ncols, 3.4 * nrows + 0.6), layout="constrained",
+                             squeeze=False)
+    fig.suptitle(title)
+    classes = [name for name in class_names if name in set(frame["class"])] if len(frame) else []
+    for ax, feature in zip(axes.flat, features):
+        ax.set_title(f"{feature}: {STYLE_FEATURES[feature]}", fontsize=8, wrap=True)
+        if not classes:
+            _empty(ax, "no images")
+            continue
+        sns.boxplot(data=frame, x="class", y=feature, order=classes, hue=group or "class",
+                    hue_order=None if group else classes, legend=bool(group) and feature == features[0], ax=ax,
+                    fliersize=1.5, linewidth=0.8, palette=None if group else _TAB10[:len(classes)])
+        ax.set_xlabel("")
+        ax.set_ylabel("")
+        ax.grid(axis="y", alpha=0.3)
+        plt.setp(ax.get_xticklabels(), rotation=30, ha="right", rotation_mode="anchor", fontsize=8)
+        if ax.get_legend() is not None:
+            ax.legend(fontsize=7, title=None)
+    for ax in list(axes.flat)[len(features):]:
+        ax.axis("off")
+    return fig
+
+
+def background_share(per_class: dict[str, dict], model: str, threshold: float) -> Figure:
+    """Per true class, the mean share of Grad-CAM energy outside the head, with the flag threshold; flagged classes
+    red."""
+    fig, ax = plt.subplots(figsize=(7, 4.2), layout="constrained")
+    ax.set_title(f"{model} — Grad-CAM energy outside the head, per true class")
+    if not per_class:
+        _empty(ax, "no images")
+        return fig
+    names = list(per_class)
+    values = [per_class[name]["mean"] for name in names]
+    bars = ax.bar(names, values, color=["tab:red" if per_class[n]["flagged"] else model_colour(model) for n in names],
+                  edgecolor="black", linewidth=0.6)
+    ax.bar_label(bars, [f"{v:.2f} (n={per_class[n]['images']})" for v, n in zip(values, names)], fontsize=8,
+                 padding=2)
+    ax.axhline(threshold, color="black", linestyle="--",
+               label=f"above {threshold:.0%}: decisions rest mostly on background or borders")
+    ax.set_ylim(0, 1.1)
+    ax.set_ylabel("Share of heatmap energy outside the head")
+    _rotate(ax, names)
+    ax.legend(loc="upper left", fontsize=8)
     ax.grid(axis="y", alpha=0.3)
     return fig

@@ -13,16 +13,18 @@ from pathlib import Path
 import pandas as pd
 
 from . import __version__
-from .figures import external_figure_name, heldout_split, report_dir
+from .figures import (BACKGROUND_FIGURE, EXTERNAL_STYLE, STYLE_BASELINE, STYLE_FIGURE, STYLE_MEDIANS,
+                      external_figure_name, heldout_split, report_dir)
+from .images import STYLE_FEATURES
 from .plots import fine_tune_start
 from .selection import CHAMPION_METRICS
 from .split import DEFAULT_MAX_DISTANCE
 
 NOT_CLINICAL = "Research prototype — not for clinical use."
 SECTIONS = [("overview", "Overview"), ("exploration", "Data exploration"), ("leakage", "Leakage audit"),
-            ("training", "Training"), ("evaluation", "Evaluation"), ("external", "External validation"),
-            ("calibration", "Calibration"), ("comparison", "Comparison"), ("conclusion", "Conclusion"),
-            ("model-card", "Model card")]
+            ("shortcuts", "Shortcut audit"), ("training", "Training"), ("evaluation", "Evaluation"),
+            ("external", "External validation"), ("calibration", "Calibration"), ("comparison", "Comparison"),
+            ("conclusion", "Conclusion"), ("model-card", "Model card")]
 SPLIT_NAMES = {"train": "training", "val": "validation", "test": "test"}
 MOSTLY_COPIES = 0.5  # above this share of near-copies of training images, an external set mostly re-tests training
 
@@ -131,6 +133,7 @@ def load_run(run_dir: Path) -> dict:
         "run_dir": run_dir,
         "data": _read_json(run_dir / "data_report.json"),
         "leakage": _read_json(report_dir(run_dir) / "leakage" / "leakage.json"),
+        "shortcuts": load_shortcuts(run_dir),
         "table": table,
         "champion": _read_json(run_dir / "champion.json"),
         "models": models,
@@ -140,6 +143,35 @@ def load_run(run_dir: Path) -> dict:
         "metrics": {m: _read_json(run_dir / "metrics" / f"{m}.json") for m in models},
         "baseline_metrics": {m: v for m, v in baseline_metrics.items() if v is not None},
     }
+
+
+def load_shortcuts(run_dir: Path) -> dict:
+    """The shortcut audit's files (each None when absent: runs made before the audit, or without style data)."""
+    folder = report_dir(run_dir) / "shortcuts"
+    medians = folder / STYLE_MEDIANS
+    return {"baseline": _optional_json(folder / STYLE_BASELINE), "external": _optional_json(folder / EXTERNAL_STYLE),
+            "medians": pd.read_csv(medians) if medians.is_file() else None}
+
+
+def background_flags(metrics: dict) -> list[str]:
+    """The classes whose Grad-CAM rests mostly outside the head for a model (none when it was not measured)."""
+    return ((metrics.get("shortcuts") or {}).get("background") or {}).get("flagged") or []
+
+
+def shortcut_limit(run: dict) -> str | None:
+    """The shortcut audit as a limit: its verdict when flagged, and the champion's Grad-CAM classes that rest mostly
+    outside the head; None when neither."""
+    baseline = run["shortcuts"]["baseline"]
+    champion = run["champion"]["champion"]
+    flagged = background_flags(run["metrics"][champion])
+    parts = []
+    if baseline and baseline["verdict"]["flagged"]:
+        parts.append(baseline["verdict"]["sentence"] + " A model can learn this style instead of the tumour, so its "
+                     "scores may not carry over to images made differently.")
+    if flagged:
+        parts.append(f"Grad-CAM of {champion} rests mostly on background or borders for {', '.join(flagged)} (more "
+                     "than half of the heatmap outside the head).")
+    return " ".join(parts) or None
 
 
 def main_confusions(confusion: list[list[int]], names: list[str], top: int = 3) -> list[str]:
@@ -339,6 +371,8 @@ def conclusion(run: dict) -> list[str]:
                     if groups else "")
                  + "; 2D slices without patient identifiers, so images of one patient may still span splits; "
                  + scope)
+    if (shortcut := shortcut_limit(run)) is not None:
+        lines.append(f"Limit, shortcut audit: {shortcut}")
     lines.append(NOT_CLINICAL)
     return lines
 
@@ -438,6 +472,8 @@ def model_card(run: dict) -> list[tuple[str, str]]:
         for name, e in externals.items()) + "." if externals else "none (no --external-dir given)."))
     scope = ("External sets evaluated retrospectively only" if externals
              else "Single public dataset, no external validation")
+    if (shortcut := shortcut_limit(run)) is not None:
+        card.append(("Shortcut risk", shortcut))
     card.append(("Caveats", f"{scope}, no patient-level split information; probabilities are not calibrated risks; "
                             + "performance on other scanners and protocols is unknown."))
     return card
@@ -475,6 +511,102 @@ def _section_leakage(run: dict, folder: Path) -> str:
                             (metrics.get("leakage") or {}).items() for key in ("samples", "accuracy", "macro_f1")}}
             for m, metrics in run["metrics"].items()]
     parts += ["<h3>Test metrics: images with a twin vs novel images</h3>", _table(pd.DataFrame(rows))]
+    return "".join(parts)
+
+
+def style_baseline_table(baseline: dict) -> pd.DataFrame:
+    """The style classifiers' out-of-fold accuracy and macro-F1 with their intervals, and the majority-class rate."""
+    rows = [{"classifier": name.replace("_", " "), "features": "all style features",
+             "accuracy [95 %]": interval_text(scores["accuracy"]), "macro-F1 [95 %]": interval_text(scores["macro_f1"])}
+            for name, scores in baseline["models"].items()]
+    if baseline.get("geometry"):
+        geometry = baseline["geometry"]
+        rows.append({"classifier": "random forest", "features": ", ".join(geometry["features"]),
+                     "accuracy [95 %]": interval_text(geometry["accuracy"]),
+                     "macro-F1 [95 %]": interval_text(geometry["macro_f1"])})
+    rows.append({"classifier": f"always {baseline['majority_class']} (chance)", "features": "none",
+                 "accuracy [95 %]": f"{baseline['majority_rate']:.3f}", "macro-F1 [95 %]": "–"})
+    return pd.DataFrame(rows)
+
+
+def background_table(run: dict) -> pd.DataFrame:
+    """Per model, each class's mean Grad-CAM share outside the head (⚠: above the flag threshold)."""
+    rows = []
+    for model, metrics in run["metrics"].items():
+        background = (metrics.get("shortcuts") or {}).get("background")
+        if not background:
+            continue
+        row = {"model": model, "split": SPLIT_NAMES.get(background.get("split"), "")}
+        for name, entry in background["per_class"].items():
+            row[name] = f"{entry['mean']:.2f}" + (" ⚠" if entry["flagged"] else "") + f" (n={entry['images']})"
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def external_style_table(shift: dict) -> pd.DataFrame:
+    """One row per style feature; per class, the training split's median / the external set's (⚠: outside the
+    training class's range)."""
+    shifted = {(s["class"], s["feature"]) for s in shift["shifts"]}
+    rows = []
+    for feature in STYLE_FEATURES:
+        row = {"feature": feature}
+        for name, entry in shift["classes"].items():
+            values = entry["features"].get(feature)
+            row[f"{name}: training / external"] = (f"{values['training']:.3g} / {values['external']:.3g}"
+                                                   + (" ⚠" if (name, feature) in shifted else "")) if values else "–"
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _section_shortcuts(run: dict, folder: Path, evaluation: Path) -> str:
+    shortcuts = run["shortcuts"]
+    baseline, medians = shortcuts["baseline"], shortcuts["medians"]
+    parts = [_p("Can the classes be told apart by how the images were made rather than by what they show? A CNN can "
+                "learn such a style instead of the tumour. Each original file's acquisition style (before any resize "
+                "or crop), per class:"),
+             _list([f"{name}: {text}" for name, text in STYLE_FEATURES.items()])]
+    if baseline is None:
+        parts.append(_p("Style audit not available: this run folder has none (register_dataset computes it from the "
+                        "original files; runs made before it existed lack it)."))
+    else:
+        if medians is not None:
+            parts += ["<h3>Style per class</h3>", _p(f"Medians per class, training split ({baseline['images']} "
+                                                     "images):"), _table(medians, small=True)]
+        parts += [_figures(folder, [STYLE_FIGURE]), "<h3>Style baseline</h3>",
+                  _p(baseline["verdict"]["sentence"], "verdict"),
+                  _p(f"Classifiers that see only the style features, {baseline['folds']}-fold stratified "
+                     "cross-validation on the training split (out-of-fold predictions; 95 % bootstrap intervals):"),
+                  _table(style_baseline_table(baseline)),
+                  _p(f"Verdict rule: {baseline['rule']}."),
+                  _p(f"What carries it, feature by feature; importance: {baseline['importance']}."),
+                  _table(pd.DataFrame(baseline["importances"]))]
+    background = background_table(run)
+    parts.append("<h3>Grad-CAM: heatmap energy outside the head</h3>")
+    if background.empty:
+        parts.append(_p("Not available: the models were evaluated without it."))
+    else:
+        flagged = {model: background_flags(metrics) for model, metrics in run["metrics"].items()}
+        measured = next(b for m in run["metrics"].values() if (b := (m.get("shortcuts") or {}).get("background")))
+        parts += [_p(f"Per model and true class, the mean share of the Grad-CAM heatmap (for the "
+                     f"{measured['explained']}) that lies outside the head (the largest region brighter than a tenth "
+                     f"of the image's maximum), on up to {measured['images_per_class']} images per class of the "
+                     f"held-out split; ⚠ above {measured['threshold']:g}: decisions rest mostly on background or "
+                     "borders."), _table(background, small=True)]
+        parts += [_p(f"{model}: decisions rest mostly on background or borders for {', '.join(classes)}.", "verdict")
+                  for model, classes in flagged.items() if classes]
+        parts += [_figures(evaluation / model, [BACKGROUND_FIGURE]) for model in run["metrics"]]
+    sets = external_sets(run)
+    if sets:
+        parts.append("<h3>External sets: style against the training split</h3>")
+        external = shortcuts["external"] or {}
+        for name in sets:
+            shift = external.get(name)
+            if shift is None:
+                parts.append(_p(f"{name}: style comparison not available."))
+                continue
+            parts += [f"<h4>{html.escape(name)}</h4>", _p(shift["sentence"], "verdict" if shift["shifts"] else ""),
+                      _table(external_style_table(shift), small=True),
+                      _figures(folder, [external_figure_name(name, "style")])]
     return "".join(parts)
 
 
@@ -701,6 +833,7 @@ def build_report(run_dir: str | Path) -> Path:
         "overview": _overview(run),
         "exploration": _section_exploration(run, figures / "exploration"),
         "leakage": _section_leakage(run, figures / "leakage"),
+        "shortcuts": _section_shortcuts(run, figures / "shortcuts", figures / "evaluation"),
         "training": _section_training(run, figures / "models"),
         "evaluation": _section_evaluation(run, figures / "evaluation"),
         "external": _section_external(run, figures / "evaluation"),

@@ -1,5 +1,6 @@
 """Step: validation and test metrics (and train, for the overfitting gap) with 95 % intervals, calibration, the
-twin/novel split of the test metrics, and every external folder, for every trained model, with their figures."""
+twin/novel split of the test metrics, the Grad-CAM background share, and every external folder (with its acquisition
+style beside the training split's), for every trained model, with their figures."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from brain_tumor.evaluation import predict_probabilities
 from brain_tumor.experiment import evaluate_splits, predict_splits, predictions_frame
 from brain_tumor.leakage import audit, twin_metrics
 from brain_tumor.selection import comparison_row
+from brain_tumor.shortcuts import gradcam_background
 
 from . import registry
 from .registry import step_data
@@ -58,6 +60,9 @@ def assess(model, name: str, training: dict, data: EvaluationData, run_dir: str)
         metrics["leakage"] = twin_metrics(prepared.subset("test")[1], probabilities["test"], twins, names)
     metrics["external"] = {ext.name: external_metrics(ext, predict_probabilities(model, ext.pixels), names)
                            for ext in externals}
+    split = figures.heldout_split(metrics)
+    background = gradcam_background(model, *prepared.subset(split), names, seed=data.seed)
+    metrics["shortcuts"] = {"background": {"split": split, **background}}
     out = Path(run_dir) / "metrics"
     out.mkdir(parents=True, exist_ok=True)
     (out / f"{name}.json").write_text(json.dumps(metrics, indent=2))
@@ -68,10 +73,31 @@ def assess(model, name: str, training: dict, data: EvaluationData, run_dir: str)
     report_scalars(name, {"val accuracy": row["val_acc"], "val macro F1": row["val_macro_f1"],
                           "test accuracy": row["test_acc"], "test macro F1": row["test_macro_f1"],
                           "val ECE": metrics["calibration"]["val"]["ece"]})
+    report_scalars(f"{name} Grad-CAM background share", {c: v["mean"] for c, v in background["per_class"].items()})
     print(f"{name}: validation accuracy {row['val_acc']:.3f}, macro F1 {row['val_macro_f1']:.3f} "
           f"[{row['val_macro_f1_low']:.3f}, {row['val_macro_f1_high']:.3f}], "
-          f"ECE {metrics['calibration']['val']['ece']:.3f}")
+          f"ECE {metrics['calibration']['val']['ece']:.3f}"
+          + (f"; Grad-CAM mostly outside the head for {', '.join(background['flagged'])}"
+             if background["flagged"] else ""))
     return row
+
+
+def external_style(data: EvaluationData, run_dir: str) -> None:
+    """Each external set's acquisition style beside the training split's, per class (report/shortcuts/), so that a
+    shift is seen before the external numbers are trusted."""
+    prepared, _, externals = next(iter(data.cache.values()))  # style comes from the original files: any size will do
+    if not externals:
+        return
+    training = figures.training_style(prepared, run_dir)
+    if training is None:
+        print("No external style comparison: the training split's style was not recorded (register the data again)")
+        return
+    out = figures.report_dir(run_dir) / "shortcuts"
+    shifts, shown = figures.external_style(training, externals, prepared.scanned.class_names, out)
+    for name, shift in shifts.items():
+        print(f"External set {name}: {shift['sentence']}")
+    report_images(shown)
+    upload_artifact("external style", out / figures.EXTERNAL_STYLE)
 
 
 def evaluate(manifest: str, dataset_hash: str, run_dir: str, dataset_id: str, val_fraction: float,
@@ -90,5 +116,6 @@ def evaluate(manifest: str, dataset_hash: str, run_dir: str, dataset_id: str, va
         model, _ = load_model(registry.resolve_model(trained["model_ref"]))
         rows.append(assess(model, trained["model"], trained["training"], data, run_dir))
         model_refs[trained["model"]] = trained["model_ref"]
+    external_style(data, run_dir)
     upload_artifact("comparison rows", rows)
     return {"rows": rows, "model_refs": model_refs, "dataset_hash": dataset_hash}

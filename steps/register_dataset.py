@@ -27,6 +27,9 @@ def register_dataset(data: str, train_dir: str, test_dir: str, dataset_id: str, 
     leakage, leakage_figures = figures.leakage(prepared, report / "leakage", seed)
     print(f"Leakage audit: {leakage['twins']} of {leakage['test_images']} test images have a near-duplicate in "
           f"train/validation (a random split would give {leakage['random_split']['twins']})")
+    style, style_figures = figures.shortcuts(prepared, report / "shortcuts", seed)
+    if style is not None:
+        print(f"Shortcut audit: {style['baseline']['verdict']['sentence']}")
 
     offline_record = None  # an offline dataset record cannot be fetched by other steps: kept apart from dataset_id
     task = current_task()
@@ -50,7 +53,10 @@ def register_dataset(data: str, train_dir: str, test_dir: str, dataset_id: str, 
         upload_artifact("manifest", out / "manifest.csv")
         upload_artifact("data_report", out / "data_report.json")
         upload_artifact("leakage audit", report / "leakage" / "leakage.json")
-        report_images({**shown, **leakage_figures})
+        if style is not None:
+            report_table("style medians per class", style["medians"].reset_index())
+            upload_artifact("style baseline", report / "shortcuts" / figures.STYLE_BASELINE)
+        report_images({**shown, **leakage_figures, **style_figures})
     return {"manifest": str(out / "manifest.csv"), "data_report": str(out / "data_report.json"),
             "dataset_hash": digest, "dataset_id": dataset_id or None, "offline_record": offline_record,
             "class_names": prepared.scanned.class_names,

@@ -60,6 +60,25 @@ def images(n: int) -> list[np.ndarray]:
     return [np.stack([phantom(i % 4, 64, rng)] * 3, axis=-1) if i % 2 else phantom(i % 4, 64, rng) for i in range(n)]
 
 
+def style(n: int, seed: int = 0):
+    """Style features as scan measures them: no_tumor files smaller and brighter, as in the real Training folder."""
+    import pandas as pd
+
+    from brain_tumor.images import STYLE_FEATURES
+
+    rng = np.random.default_rng(seed)
+    labels = np.arange(n) % 4
+    small = labels == 2
+    side = np.where(small, rng.integers(200, 300, n), 512)
+    frame = pd.DataFrame({"class": [CLASS_NAMES[i] for i in labels], "width": side, "height": side + rng.integers(
+        0, 30, n) * small, "bands": np.where(rng.random(n) < 0.05, 1, 3), "mean": rng.normal(40, 6, n) + 15 * small,
+        "std": rng.normal(45, 5, n), "foreground": rng.uniform(0.35, 0.65, n)})
+    frame["aspect"] = frame["width"] / frame["height"]
+    for name, centre in (("fg_p10", 45), ("fg_p50", 75), ("fg_p90", 125)):
+        frame[name] = rng.normal(centre, 8, n) + 15 * small
+    return frame[["class", *STYLE_FEATURES]]
+
+
 def figures() -> dict:
     """Each figure the report draws, by file name."""
     grid = images(16)
@@ -95,6 +114,15 @@ def figures() -> dict:
         "custom_only": lambda: plots.custom_vs_transfer(ROWS[:3]),
         "transfer_only": lambda: plots.custom_vs_transfer(ROWS[3:]),
         "distances": lambda: plots.distance_histogram([0, 1, 3, 6, 7, *range(15, 40), 22, 25, 28, 30], 6),
+        "style_distributions": lambda: plots.style_distributions(style(200), CLASS_NAMES, "Style per class"),
+        "style_external": lambda: plots.style_distributions(
+            __import__("pandas").concat([style(200).assign(source="training split"),
+                                         style(30, 1).query("`class` != 'meningioma_tumor'").assign(
+                                             source="external hospital_b", width=256.0)]),
+            [n for n in CLASS_NAMES if n != "meningioma_tumor"], "External style", group="source"),
+        "background_share": lambda: plots.background_share(
+            {name: {"images": 40, "mean": share, "flagged": share > 0.5}
+             for name, share in zip(CLASS_NAMES, [0.31, 0.62, 0.18, 0.44])}, "cnn_a", 0.5),
     }
 
 
@@ -194,6 +222,8 @@ def test_external_confusions_are_drawn_per_set(tmp_path):
 def test_empty_inputs_still_draw(tmp_path):
     for i, figure in enumerate([plots.class_counts({}), plots.image_grid([], [], "none"),
                                 plots.comparison_bars([]), plots.custom_vs_transfer([]), plots.overlaid_curves({}),
-                                plots.training_curves([], "cnn_a"), plots.distance_histogram([], 6)]):
+                                plots.training_curves([], "cnn_a"), plots.distance_histogram([], 6),
+                                plots.style_distributions(style(0), CLASS_NAMES, "none"),
+                                plots.background_share({}, "cnn_a", 0.5)]):
         assert Image.open(plots.save(figure, tmp_path / f"{i}.png")).size[0] > 0
     assert plt.get_fignums() == []

@@ -36,12 +36,12 @@ def test_every_figure_is_written_decodes_and_is_not_blank(first_run):
     report = run_dir / "report"
     expected = ["exploration/class_counts.png", "exploration/samples.png", "leakage/leakage_distances.png",
                 "leakage/leakage_twins.png", "leakage/leakage_closest.png", "comparison/comparison.png",
-                "comparison/curves_all.png", "comparison/custom_vs_transfer.png"]
+                "comparison/curves_all.png", "comparison/custom_vs_transfer.png", "shortcuts/style_distributions.png"]
     for model in TRAINED:
         expected += [f"models/{model}/curves.png"]
     for model in TRAINED + (("ensemble",) if ensemble_built(run_dir) else ()):  # no external set: no external_*
         expected += [f"evaluation/{model}/confusion.png", f"evaluation/{model}/predictions.png",
-                     f"evaluation/{model}/reliability.png"]
+                     f"evaluation/{model}/reliability.png", f"evaluation/{model}/background.png"]
     for name in expected:
         assert_non_blank((report / name).read_bytes(), name)
     assert sorted(str(p.relative_to(report)) for p in report.rglob("*.png")) == sorted(expected)
@@ -117,10 +117,10 @@ def test_each_step_logged_its_figures_to_clearml(first_run):
         with zipfile.ZipFile(session) as archive:
             name = json.loads(archive.read("task.json"))["name"]
             logged[name] = {n for n in archive.namelist() if n.endswith(".png")}
-    assert len(logged["register_dataset"]) == 5
+    assert len(logged["register_dataset"]) == 6  # counts, samples, three leakage figures, acquisition style
     assert len(logged["train_cnn_a"]) == 1
-    assert len(logged["evaluate"]) == 3 * 3
-    assert len(logged.get("ensemble", set())) == (3 if ensemble_built(run_dir) else 0)
+    assert len(logged["evaluate"]) == 3 * 4  # confusion, predictions, reliability, Grad-CAM background share
+    assert len(logged.get("ensemble", set())) == (4 if ensemble_built(run_dir) else 0)
     assert len(logged["select_champion"]) == 3
 
 

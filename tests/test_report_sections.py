@@ -3,6 +3,7 @@ external sets, each present or absent; the numbers shown are the metrics files' 
 
 from __future__ import annotations
 
+import html
 import json
 import shutil
 from dataclasses import asdict
@@ -18,8 +19,10 @@ from brain_tumor.evaluation import evaluate_predictions, overfitting_check
 from brain_tumor.leakage import twin_metrics
 from brain_tumor.model_specs import spec_dict
 from brain_tumor.recipe import Recipe
-from brain_tumor.report import SECTIONS, baseline_sentence, build_report, conclusion, load_run
+from brain_tumor.report import SECTIONS, baseline_sentence, build_report, conclusion, load_run, model_card
+from brain_tumor.images import STYLE_FEATURES
 from brain_tumor.selection import comparison_row, comparison_table
+from brain_tumor.shortcuts import BACKGROUND_FLAG, style_audit, style_shift
 from brain_tumor.synthetic import CLASS_NAMES
 
 RECIPE = Recipe(optimizer="adamw", lr=1e-3, weight_decay=1e-4, schedule="cosine", warmup_epochs=1, augment="light",
@@ -36,6 +39,42 @@ def probabilities(rng, labels: np.ndarray, skill: float) -> np.ndarray:
     probs = rng.uniform(0.02, 0.2, (len(labels), 4))
     probs[np.arange(len(labels)), predicted] = rng.uniform(0.5, 0.95, len(labels))
     return probs / probs.sum(axis=1, keepdims=True)
+
+
+def style_frame(rng, n: int, classes: list[int], planted: bool) -> pd.DataFrame:
+    """Style features as scan measures them; with `planted`, no_tumor files are smaller and brighter."""
+    labels = np.array(classes)[np.arange(n) % len(classes)]
+    other = planted & (labels == 2)
+    side = np.where(other, rng.integers(200, 280, n), 512).astype(float)
+    frame = pd.DataFrame({"class": [CLASS_NAMES[i] for i in labels], "width": side, "height": side, "aspect": 1.0,
+                          "bands": 3.0, "mean": rng.normal(40, 5, n) + 15 * other, "std": rng.normal(45, 4, n),
+                          "foreground": rng.uniform(0.4, 0.6, n)})
+    for name, centre in (("fg_p10", 45), ("fg_p50", 75), ("fg_p90", 125)):
+        frame[name] = rng.normal(centre, 5, n) + 15 * other
+    return frame[["class", *STYLE_FEATURES]]
+
+
+def background(rng, flagged: set[str]) -> dict:
+    """metrics[model]["shortcuts"]["background"] as shortcuts.gradcam_background and evaluate write it."""
+    per_class = {name: {"images": 10, "mean": float(rng.uniform(0.55, 0.8) if name in flagged
+                                                   else rng.uniform(0.1, 0.45)), "flagged": name in flagged}
+                 for name in CLASS_NAMES}
+    return {"split": "test", "threshold": BACKGROUND_FLAG, "images_per_class": 40, "explained": "predicted class",
+            "per_class": per_class, "flagged": [name for name in CLASS_NAMES if name in flagged]}
+
+
+def write_shortcuts(folder: Path, rng, planted: bool, external: bool) -> None:
+    """The shortcut audit's files as register_dataset and evaluate write them (figures left out)."""
+    out = folder / "report" / "shortcuts"
+    out.mkdir(parents=True)
+    training = style_frame(rng, 160, [0, 1, 2, 3], planted)
+    audit = style_audit(training, CLASS_NAMES, seed=0)
+    audit["medians"].to_csv(out / "style_medians.csv")
+    (out / "style_baseline.json").write_text(json.dumps(audit["baseline"]))
+    if external:
+        shifts = {name: style_shift(training, style_frame(rng, n, present, planted=name == "mirror"), CLASS_NAMES)
+                  for name, (n, _, present) in EXTERNAL.items()}
+        (out / "external_style.json").write_text(json.dumps(shifts))
 
 
 def model_metrics(rng, skill: float, external: bool) -> dict:
@@ -84,8 +123,11 @@ def history(epochs: int, fine_tune_from: int | None = None) -> list[dict]:
 
 
 def make_run(folder: Path, ensemble: bool = True, baselines: bool = True, external: bool = True,
-             champion: str | None = None, margin: dict | None = None, fine_tune: int = 0) -> Path:
-    """A run folder with the files report.py reads (figures left out: the report skips missing ones)."""
+             champion: str | None = None, margin: dict | None = None, fine_tune: int = 0,
+             shortcuts: str | None = "planted") -> Path:
+    """A run folder with the files report.py reads (figures left out: the report skips missing ones). `shortcuts`:
+    "planted" (no_tumor files smaller and brighter; cnn_b's Grad-CAM mostly outside the head for glioma), "none"
+    (one style, every Grad-CAM on the head) or None (a run made before the shortcut audit)."""
     rng = np.random.default_rng(7)
     folder.mkdir(parents=True)
     (folder / "report" / "leakage").mkdir(parents=True)
@@ -95,6 +137,9 @@ def make_run(folder: Path, ensemble: bool = True, baselines: bool = True, extern
     for model, skill in skills.items():
         record = training_record(model, fine_tune if model == "resnet50" else 0)
         metrics = model_metrics(rng, skill, external)
+        if shortcuts:
+            flagged = {"glioma_tumor"} if shortcuts == "planted" and model == "cnn_b" else set()
+            metrics["shortcuts"] = {"background": background(rng, flagged)}
         (folder / "models" / model).mkdir(parents=True)
         (folder / "models" / model / "training.json").write_text(json.dumps(record))
         (folder / "models" / model / "history.json").write_text(json.dumps(
@@ -108,6 +153,8 @@ def make_run(folder: Path, ensemble: bool = True, baselines: bool = True, extern
                   "params": {"total": 9000, "trainable": 8000, "non_trainable": 1000}, "image_size": 32,
                   "crop": False, "class_names": CLASS_NAMES, "train_seconds": 3.0}
         metrics = model_metrics(rng, 0.85, external)
+        if shortcuts:
+            metrics["shortcuts"] = {"background": background(rng, set())}
         (folder / "models" / "ensemble").mkdir(parents=True)
         (folder / "models" / "ensemble" / "training.json").write_text(json.dumps(record))
         (folder / "metrics" / "ensemble.json").write_text(json.dumps(metrics))
@@ -135,6 +182,8 @@ def make_run(folder: Path, ensemble: bool = True, baselines: bool = True, extern
     (folder / "report" / "leakage" / "leakage.json").write_text(json.dumps({
         "max_distance": 6, "test_images": 40, "twins": 5, "twin_fraction": 0.125, "pairs": [], "closest_pairs": [],
         "random_split": {"twins": 9, "twin_fraction": 0.225, "test_images": 40}}))
+    if shortcuts:
+        write_shortcuts(folder, rng, shortcuts == "planted", external)
     return folder
 
 
@@ -188,10 +237,11 @@ def full_run(built_run, tmp_path) -> Path:
     return Path(shutil.copytree(built_run, tmp_path / "run"))
 
 
-def test_every_section_and_its_toc_entry_is_there_external_after_evaluation(full_run):
+def test_every_section_and_its_toc_entry_is_there_external_after_evaluation_shortcuts_after_leakage(full_run):
     page = build_report(full_run).read_text()
     keys = [key for key, _ in SECTIONS]
     assert keys.index("external") == keys.index("evaluation") + 1
+    assert keys.index("shortcuts") == keys.index("leakage") + 1
     for key, title in SECTIONS:
         assert page.count(f'<section id="{key}"><h2>{title}</h2>') == 1, key
         assert f'<li><a href="#{key}">{title}</a></li>' in page, key
@@ -370,3 +420,72 @@ def test_comparison_lists_the_baselines_and_the_ensemble(full_run):
     models = [row["model"] for row in records(Tables(comparison).tables[0])]
     assert models == ["cnn_a", "cnn_b", "resnet50", "ensemble", "baseline_knn", "baseline_logreg"]
     assert "Do the CNNs beat the baselines?" in comparison
+
+
+def test_the_shortcut_section_shows_the_audit_files_numbers(full_run):
+    page = build_report(full_run).read_text()
+    part = section(page, "shortcuts")
+    assert '<li><a href="#shortcuts">Shortcut audit</a></li>' in page
+    folder = full_run / "report" / "shortcuts"
+    baseline = json.loads((folder / "style_baseline.json").read_text())
+    medians, scores, importances, background, *external = Tables(part).tables
+    truth = pd.read_csv(folder / "style_medians.csv")
+    assert [row["class"] for row in records(medians)] == CLASS_NAMES
+    no_tumor = records(medians)[2]
+    assert float(no_tumor["width"]) == truth.loc[2, "width"] < float(records(medians)[0]["width"]) == 512
+    rows = {(row["classifier"], row["features"]): row for row in records(scores)}
+    expected = [(name.replace("_", " "), "all style features", values) for name, values in baseline["models"].items()]
+    expected.append(("random forest", "width, height, aspect, bands", baseline["geometry"]))
+    for name, features, values in expected:
+        assert rows[name, features]["accuracy [95 %]"] == interval(values["accuracy"])
+        assert rows[name, features]["macro-F1 [95 %]"] == interval(values["macro_f1"])
+    assert rows["always glioma_tumor (chance)", "none"]["accuracy [95 %]"] == f"{baseline['majority_rate']:.3f}"
+    assert [row["feature"] for row in records(importances)] == [e["feature"] for e in baseline["importances"]]
+    assert baseline["verdict"]["flagged"]
+    assert f"<p class='verdict'>{baseline['verdict']['sentence']}</p>" in part
+    cells = {row["model"]: row for row in records(background)}
+    assert list(cells) == ["cnn_a", "cnn_b", "resnet50", "ensemble"]
+    shares = json.loads((full_run / "metrics" / "cnn_b.json").read_text())["shortcuts"]["background"]["per_class"]
+    assert cells["cnn_b"]["glioma_tumor"] == f"{shares['glioma_tumor']['mean']:.2f} ⚠ (n=10)"
+    assert "⚠" not in cells["cnn_a"]["glioma_tumor"] + cells["cnn_b"]["meningioma_tumor"]
+    assert "cnn_b: decisions rest mostly on background or borders for glioma_tumor." in part
+    assert "cnn_a: decisions rest" not in part
+    assert len(external) == len(EXTERNAL)  # one style table per external set
+    shifts = json.loads((folder / "external_style.json").read_text())
+    hospital = {row["feature"]: row for row in records(external[0])}
+    assert hospital["width"]["no_tumor: training / external"].endswith("⚠")  # planted training no_tumor is smaller
+    assert html.escape(shifts["hospital"]["sentence"]) in part and shifts["hospital"]["shifts"]
+    assert "meningioma_tumor: training / external" not in records(external[1])[0]  # mirror lacks the class
+
+
+def test_a_flagged_audit_is_a_limit_in_the_conclusion_and_the_model_card(full_run):
+    run = load_run(full_run)
+    sentence = run["shortcuts"]["baseline"]["verdict"]["sentence"]
+    limit = next(line for line in conclusion(run) if line.startswith("Limit, shortcut audit: "))
+    assert sentence in limit and "Grad-CAM" not in limit  # the ensemble champion's Grad-CAM stays on the head
+    card = dict(model_card(run))
+    assert card["Shortcut risk"].startswith(sentence)
+    run["champion"]["champion"] = "cnn_b"
+    limit = next(line for line in conclusion(run) if line.startswith("Limit, shortcut audit: "))
+    assert limit.endswith("Grad-CAM of cnn_b rests mostly on background or borders for glioma_tumor (more than half "
+                          "of the heatmap outside the head).")
+
+
+def test_one_shared_style_is_no_limit(tmp_path):
+    run = load_run(make_run(tmp_path / "run", shortcuts="none", external=False))
+    verdict = run["shortcuts"]["baseline"]["verdict"]
+    assert not verdict["flagged"] and verdict["sentence"].startswith("The classes are not clearly separable")
+    assert not any(line.startswith("Limit, shortcut audit") for line in conclusion(run))
+    assert "Shortcut risk" not in dict(model_card(run))
+    part = section(build_report(run["run_dir"]).read_text(), "shortcuts")
+    assert verdict["sentence"] in part and "decisions rest mostly on background or borders for" not in part
+
+
+def test_a_run_without_the_audit_says_it_is_not_available(tmp_path):
+    folder = make_run(tmp_path / "run", shortcuts=None, external=False)
+    page = build_report(folder).read_text()
+    assert page.count("<section") == len(SECTIONS)
+    part = section(page, "shortcuts")
+    assert "Style audit not available" in part and "Not available: the models were evaluated without it." in part
+    assert "<table" not in part
+    assert not any(line.startswith("Limit, shortcut audit") for line in conclusion(load_run(folder)))
