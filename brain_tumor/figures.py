@@ -152,7 +152,7 @@ def evaluation(model, model_name: str, metrics: dict, prepared, probabilities: d
     """On the held-out split (test, else validation): confusion matrices, classification report, a grid of correct
     and wrong predictions with their confidence and Grad-CAM, and the reliability diagram; and the confusion
     matrices of every external set in `metrics["external"]`."""
-    from .gradcam import gradcam, overlay
+    from .gradcam import gradcams, overlay
 
     out.mkdir(parents=True, exist_ok=True)
     split = heldout_split(metrics)
@@ -166,8 +166,8 @@ def evaluation(model, model_name: str, metrics: dict, prepared, probabilities: d
         pool = np.flatnonzero((predicted == labels) == correct)
         shown += list(rng.choice(pool, min(PREDICTIONS_SHOWN, len(pool)), replace=False))
     images, titles, colours = [], [], []
-    for i in shown:  # each image beside its Grad-CAM for the predicted class
-        heatmap, _ = gradcam(model, pixels[i], int(predicted[i]))
+    heatmaps = gradcams(model, np.stack([pixels[i] for i in shown]), predicted[shown])[0] if shown else []
+    for i, heatmap in zip(shown, heatmaps):  # each image beside its Grad-CAM for the predicted class
         colour = "green" if predicted[i] == labels[i] else "red"
         images += [pixels[i], overlay(pixels[i], heatmap)]
         titles += [f"true {names[labels[i]]}\npred {names[predicted[i]]} {probabilities[split][i].max():.0%}",

@@ -36,13 +36,15 @@ def explained_model(model):
     return members[0] if not has_maps and members else model
 
 
-def gradcam(model, pixels: np.ndarray, class_index: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Heatmap (H×W in [0, 1], the image's size) for one image of raw pixels (H×W×3, 0..255) and the class
-    probabilities. `class_index`: the class to explain; default the predicted one. An ensemble is explained through
-    its heaviest member (whose probabilities are then returned)."""
+def gradcams(model, images: np.ndarray, class_indices=None) -> tuple[np.ndarray, np.ndarray]:
+    """Heatmaps (N×H×W in [0, 1], the images' size) and class probabilities (N×C) for a batch of raw images
+    (N×H×W×3, 0..255), in one forward and one backward pass. `class_indices`: the class to explain per image; default
+    each one's predicted class. Each image's score depends only on its own feature maps (inference mode), so the
+    batch gives the same heatmaps as one image at a time. An ensemble is explained through its heaviest member
+    (whose probabilities are then returned)."""
     model = explained_model(model)
     target = target_layer_index(model)
-    x = tf.convert_to_tensor(pixels[None].astype(np.float32))
+    x = tf.convert_to_tensor(np.asarray(images, np.float32))
     with tf.GradientTape() as tape:
         h = x
         for layer in model.layers[1:target + 1]:  # layers[0] is the input
@@ -51,17 +53,27 @@ def gradcam(model, pixels: np.ndarray, class_index: int | None = None) -> tuple[
         tape.watch(features)
         for layer in model.layers[target + 1:]:
             h = layer(h, training=False)
-        probabilities = h[0]
-        chosen = int(tf.argmax(probabilities)) if class_index is None else class_index
-        score = probabilities[chosen]
-    gradients = tape.gradient(score, features)[0]
-    weights = tf.reduce_mean(gradients, axis=(0, 1))
-    cam = tf.nn.relu(tf.reduce_sum(features[0] * weights, axis=-1)).numpy()
-    if cam.max() > 0:
-        cam = cam / cam.max()
-    size = (pixels.shape[1], pixels.shape[0])
-    heatmap = np.asarray(Image.fromarray(cam.astype(np.float32)).resize(size, Image.Resampling.BILINEAR))
-    return np.clip(heatmap, 0, 1), probabilities.numpy()
+        probabilities = h
+        chosen = (tf.argmax(probabilities, axis=-1, output_type=tf.int32) if class_indices is None
+                  else tf.constant(np.asarray(class_indices, np.int32)))
+        score = tf.reduce_sum(tf.gather(probabilities, chosen, axis=1, batch_dims=1))
+    gradients = tape.gradient(score, features)
+    weights = tf.reduce_mean(gradients, axis=(1, 2), keepdims=True)
+    cams = tf.nn.relu(tf.reduce_sum(features * weights, axis=-1)).numpy()
+    size = (x.shape[2], x.shape[1])
+    heatmaps = []
+    for cam in cams:
+        if cam.max() > 0:
+            cam = cam / cam.max()
+        heatmaps.append(np.asarray(Image.fromarray(cam.astype(np.float32)).resize(size, Image.Resampling.BILINEAR)))
+    return np.clip(np.stack(heatmaps), 0, 1), probabilities.numpy()
+
+
+def gradcam(model, pixels: np.ndarray, class_index: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Heatmap (H×W in [0, 1], the image's size) and class probabilities for one image of raw pixels (H×W×3,
+    0..255); `class_index`: the class to explain, default the predicted one (see `gradcams`)."""
+    heatmaps, probabilities = gradcams(model, pixels[None], None if class_index is None else [class_index])
+    return heatmaps[0], probabilities[0]
 
 
 def overlay(pixels: np.ndarray, heatmap: np.ndarray, alpha: float = OVERLAY_ALPHA) -> np.ndarray:

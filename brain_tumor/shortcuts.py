@@ -38,6 +38,7 @@ STYLE_MODELS = {"random_forest": "random forest", "logistic_regression": "logist
 IMPORTANCE = "out-of-fold accuracy of a depth-4 decision tree on that feature alone (same folds)"
 BACKGROUND_FLAG = 0.5  # a class whose mean Grad-CAM energy outside the head is above this share is flagged
 GRADCAM_PER_CLASS = 40  # images per class whose Grad-CAM is measured (seeded choice): keeps it fast
+GRADCAM_BATCH = 20  # images per Grad-CAM pass
 SHIFT_RANGE = (5, 95)  # an external median outside the training class's percentiles 5..95 is a shift
 
 
@@ -57,7 +58,7 @@ def style_medians(frame: pd.DataFrame, class_names: list[str]) -> pd.DataFrame:
 
 
 def _classifiers(seed: int) -> dict:
-    return {"random_forest": make_pipeline(StandardScaler(), RandomForestClassifier(200, random_state=seed)),
+    return {"random_forest": make_pipeline(StandardScaler(), RandomForestClassifier(100, random_state=seed, n_jobs=-1)),
             "logistic_regression": make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))}
 
 
@@ -135,7 +136,7 @@ def gradcam_background(model, pixels, labels: np.ndarray, class_names: list[str]
     """Per true class, the mean Grad-CAM background share (of the predicted class's heatmap) over up to `per_class`
     images (seeded choice) of `pixels` (model-size images, an array or pixels.Rows); classes above BACKGROUND_FLAG
     are flagged."""
-    from .gradcam import gradcam
+    from .gradcam import gradcams
 
     rng = np.random.default_rng(seed)
     result = {"threshold": BACKGROUND_FLAG, "images_per_class": per_class, "explained": "predicted class",
@@ -144,11 +145,13 @@ def gradcam_background(model, pixels, labels: np.ndarray, class_names: list[str]
         pool = np.flatnonzero(np.asarray(labels) == label)
         if not len(pool):
             continue
+        chosen = np.sort(rng.choice(pool, min(per_class, len(pool)), replace=False))
+        images = np.stack([np.asarray(pixels[int(index)]) for index in chosen])
         shares = []
-        for index in np.sort(rng.choice(pool, min(per_class, len(pool)), replace=False)):
-            image = np.asarray(pixels[int(index)])
-            heatmap, _ = gradcam(model, image)
-            shares.append(background_share(heatmap, head_mask(grey(image))))
+        for start in range(0, len(images), GRADCAM_BATCH):
+            batch = images[start:start + GRADCAM_BATCH]
+            heatmaps, _ = gradcams(model, batch)
+            shares += [background_share(heatmap, head_mask(grey(image))) for heatmap, image in zip(heatmaps, batch)]
         mean = float(np.mean(shares))
         result["per_class"][name] = {"images": len(shares), "mean": mean, "flagged": mean > BACKGROUND_FLAG}
         if mean > BACKGROUND_FLAG:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from pipelines.clearml_pipeline import LAUNCH_ENV, retry_transient, should_retry
-from pipelines.config import parameters, type_name
+from pipelines.config import PipelineConfig, parameters, type_name
 from pipelines.executor import DETERMINISTIC, TRANSIENT, execute, failure_kind
 
 BUILD = """
@@ -143,7 +143,8 @@ def test_the_ui_shows_every_parameter_with_its_type_and_description(draft):
     for f in parameters("server"):
         assert stored[f.name]["type"] == type_name(f), f.name
         assert stored[f.name]["description"] == f.metadata["help"], f.name
-    assert stored["models"]["value"] == "cnn_a,resnet50" and stored["epochs"]["value"] == "15"
+    assert stored["models"]["value"] == "cnn_a,resnet50"  # the launch's value
+    assert stored["epochs"]["value"] == str(PipelineConfig().epochs)  # the typed default, as text
 
 
 def test_the_controller_runs_the_image_code_and_records_no_arguments(draft):

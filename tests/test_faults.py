@@ -51,7 +51,7 @@ def checkpoint_epoch(run_dir: Path) -> int:
 
 def test_a_killed_training_resumes_and_sigterm_leaves_no_step_process(pipeline_data, tmp_path):
     run_dir = tmp_path / "run"
-    args = command(pipeline_data, run_dir, "--epochs", "40", "--patience", "40")
+    args = command(pipeline_data, run_dir, "--epochs", "12", "--patience", "12")
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     first = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     wait_for(lambda: checkpoint_epoch(run_dir) >= 2, what="the second epoch's checkpoint")
@@ -81,7 +81,7 @@ def test_a_killed_training_resumes_and_sigterm_leaves_no_step_process(pipeline_d
     assert final.returncode == 0, final.stdout[-3000:] + final.stderr[-3000:]
     history = json.loads((run_dir / "models" / "cnn_b" / "history.json").read_text())
     assert [row["epoch"] for row in history] == list(range(1, len(history) + 1))  # every epoch once
-    assert len(history) == 40
+    assert len(history) == 12
     assert not (run_dir / "models" / "cnn_b" / "checkpoint").exists()  # the model is saved: nothing to resume
 
     # A damaged result and a truncated model are redone, with a warning, never a traceback.

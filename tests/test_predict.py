@@ -10,7 +10,7 @@ from PIL import Image
 from brain_tumor.data import Layout, scan
 from brain_tumor.errors import UserError
 from brain_tumor.evaluation import predict_probabilities
-from brain_tumor.gradcam import gradcam, target_layer_index
+from brain_tumor.gradcam import gradcam, gradcams, target_layer_index
 from brain_tumor.models import build_model, save_model
 from brain_tumor.predict import list_images, load_checked, predict_files
 from cli.main import main
@@ -128,6 +128,21 @@ def test_gradcam_uses_the_last_conv_block_and_resnets_last_stage():
     heatmap, probabilities = gradcam(resnet, pixels, class_index=2)
     assert heatmap.shape == (64, 64) and 0 <= heatmap.min() and heatmap.max() <= 1
     assert np.allclose(probabilities, resnet.predict(pixels[None].astype(np.float32), verbose=0)[0], atol=1e-5)
+
+
+def test_a_batch_gives_each_image_the_heatmap_it_gets_alone():
+    """Grad-CAM in batches (evaluation) must equal one image at a time (predict, the app): BatchNorm in inference mode
+    keeps the images independent."""
+    model = build_model("cnn_b", 32, 4, None)
+    images = np.random.default_rng(1).integers(0, 255, (5, 32, 32, 3)).astype(np.uint8)
+    heatmaps, probabilities = gradcams(model, images, [0, 1, 2, 3, 1])
+    default, _ = gradcams(model, images)
+    for i, image in enumerate(images):
+        alone, alone_probabilities = gradcam(model, image, [0, 1, 2, 3, 1][i])
+        assert np.allclose(heatmaps[i], alone, atol=1e-4) and np.allclose(probabilities[i], alone_probabilities,
+                                                                           atol=1e-5)
+        assert np.allclose(default[i], gradcam(model, image)[0], atol=1e-4)  # default: each one's predicted class
+    assert heatmaps.shape == (5, 32, 32) and not np.allclose(heatmaps[0], heatmaps[1])
 
 
 def blob_images(n, size, rng):

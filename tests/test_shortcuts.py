@@ -161,7 +161,7 @@ def test_gradcam_background_flags_a_class_whose_heatmap_lies_outside_the_head(mo
     pixels = np.stack(images(6, 5) + images(18, 5))  # class 0: a small head, class 1: a head filling the image
     labels = np.array([0] * 5 + [1] * 5)
     # a uniform heatmap: its share outside the head is the background's share of the image
-    monkeypatch.setattr(brain_tumor.gradcam, "gradcam", lambda model, image: (np.ones(image.shape[:2]), None))
+    monkeypatch.setattr(brain_tumor.gradcam, "gradcams", lambda model, batch: (np.ones(batch.shape[:3]), None))
     result = gradcam_background(None, pixels, labels, ["small", "large", "absent"], per_class=3, seed=0)
     assert result["per_class"]["small"] == {"images": 3, "mean": pytest.approx(1 - 36 / 400), "flagged": True}
     assert result["per_class"]["large"] == {"images": 3, "mean": pytest.approx(1 - 324 / 400), "flagged": False}
