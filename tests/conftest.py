@@ -60,6 +60,14 @@ def first_run(pipeline_data, tmp_path_factory):
     return run_dir, runs
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
+def pytest_collection_modifyitems(items):
+    """The tests that read `first_run` go to one test worker (`--dist loadgroup`), so the pipeline runs once."""
+    for item in items:
+        if "first_run" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.xdist_group("first_run"))
+
+
 def tree_digest(folder: Path) -> str:
     """A digest of every path, size and byte under a folder: equal before and after means nothing was modified."""
     digest = hashlib.sha256()

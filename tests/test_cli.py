@@ -76,7 +76,7 @@ def test_evaluate_refuses_a_file_that_is_not_our_model(tmp_path, learnable_data,
 
 
 def test_demo_runs_the_pipeline_and_a_second_demo_reuses_it(tmp_path, capsys):
-    args = ["demo", "--out", str(tmp_path / "demo"), "--models", "cnn_b,resnet50", "--epochs", "1",
+    args = ["demo", "--out", str(tmp_path / "demo"), "--models", "cnn_a,cnn_b", "--epochs", "1",
             "--image-size", "32"]
     assert main(args) == 0
     out = capsys.readouterr().out

@@ -12,9 +12,6 @@ from cli.main import main
 from pipelines.config import PipelineConfig
 from pipelines.local_runner import run_pipeline
 
-# Both files read the one pipeline run of conftest.first_run: on one test worker, so it runs once.
-pytestmark = pytest.mark.xdist_group("first_run")
-
 
 def test_every_step_ran_and_left_its_files(first_run):
     run_dir, runs = first_run

@@ -14,9 +14,6 @@ from PIL import Image
 
 from brain_tumor.report import NOT_CLINICAL, SECTIONS, build_report, main_confusions
 
-# Both files read the one pipeline run of conftest.first_run: on one test worker, so it runs once.
-pytestmark = pytest.mark.xdist_group("first_run")
-
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
 
