@@ -112,12 +112,13 @@ def main():
     finished = {(r["variant"], r["model"], r["seed"], r["image_size"]) for r in done}
     layout = find_layout(args.data)
     prepared = {}
+    # The decoded pixels are memory-mapped from a cache in this folder: it must outlive every training.
+    cache = tempfile.TemporaryDirectory()
     for variant in args.variants.split(","):
         recipe = VARIANTS[variant]
         if recipe.crop not in prepared:
-            with tempfile.TemporaryDirectory() as tmp:
-                prepared[recipe.crop] = prepare_data(layout, args.image_size, 0.15, 0.15, args.split_seed, Path(tmp),
-                                                     progress=False, crop=recipe.crop)
+            prepared[recipe.crop] = prepare_data(layout, args.image_size, 0.15, 0.15, args.split_seed,
+                                                 Path(cache.name), progress=False, crop=recipe.crop)
         for model in args.models.split(","):
             for seed in map(int, args.seeds.split(",")):
                 if (variant, model, str(seed), str(args.image_size)) in finished:
@@ -133,6 +134,7 @@ def main():
                     writer.writerow(row)
                 done.append({k: str(v) for k, v in row.items()})
     print(summary(done))
+    cache.cleanup()
 
 
 if __name__ == "__main__":
