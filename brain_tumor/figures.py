@@ -16,7 +16,7 @@ import pandas as pd
 from . import plots
 from .images import STYLE_FEATURES
 from .leakage import audit
-from .shortcuts import style_audit, style_frame, style_shift
+from .shortcuts import measured_background, style_audit, style_frame, style_shift
 
 SAMPLES_PER_CLASS = 4  # 4 classes × 4: the seed's 4×4 grid
 PREDICTIONS_SHOWN = 8  # correct and wrong each
@@ -176,7 +176,7 @@ def evaluation(model, model_name: str, metrics: dict, prepared, probabilities: d
     grid = plots.image_grid(images, titles, f"{model_name}: sample {split} predictions with Grad-CAM "
                                             f"(green right, red wrong)", ncols=8, title_colours=colours)
     calibration = metrics["calibration"][split]
-    background = (metrics.get("shortcuts") or {}).get("background")
+    background = measured_background(metrics)
     return {
         **({f"{model_name} Grad-CAM background share": plots.save(plots.background_share(
             background["per_class"], model_name, background["threshold"]), out / BACKGROUND_FIGURE)}

@@ -18,6 +18,7 @@ from .figures import (BACKGROUND_FIGURE, EXTERNAL_STYLE, STYLE_BASELINE, STYLE_F
 from .images import STYLE_FEATURES
 from .plots import fine_tune_start
 from .selection import CHAMPION_METRICS
+from .shortcuts import measured_background
 from .split import DEFAULT_MAX_DISTANCE
 
 NOT_CLINICAL = "Research prototype — not for clinical use."
@@ -155,7 +156,7 @@ def load_shortcuts(run_dir: Path) -> dict:
 
 def background_flags(metrics: dict) -> list[str]:
     """The classes whose Grad-CAM rests mostly outside the head for a model (none when it was not measured)."""
-    return ((metrics.get("shortcuts") or {}).get("background") or {}).get("flagged") or []
+    return (measured_background(metrics) or {}).get("flagged") or []
 
 
 def shortcut_limit(run: dict) -> str | None:
@@ -533,7 +534,7 @@ def background_table(run: dict) -> pd.DataFrame:
     """Per model, each class's mean Grad-CAM share outside the head (⚠: above the flag threshold)."""
     rows = []
     for model, metrics in run["metrics"].items():
-        background = (metrics.get("shortcuts") or {}).get("background")
+        background = measured_background(metrics)
         if not background:
             continue
         row = {"model": model, "split": SPLIT_NAMES.get(background.get("split"), "")}
@@ -586,7 +587,7 @@ def _section_shortcuts(run: dict, folder: Path, evaluation: Path) -> str:
         parts.append(_p("Not available: the models were evaluated without it."))
     else:
         flagged = {model: background_flags(metrics) for model, metrics in run["metrics"].items()}
-        measured = next(b for m in run["metrics"].values() if (b := (m.get("shortcuts") or {}).get("background")))
+        measured = next(b for m in run["metrics"].values() if (b := measured_background(m)))
         parts += [_p(f"Per model and true class, the mean share of the Grad-CAM heatmap (for the "
                      f"{measured['explained']}) that lies outside the head (the largest region brighter than a tenth "
                      f"of the image's maximum), on up to {measured['images_per_class']} images per class of the "

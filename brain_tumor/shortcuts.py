@@ -131,6 +131,12 @@ def background_share(heatmap: np.ndarray, mask: np.ndarray) -> float:
     return float((heatmap * (1 - np.asarray(mask, np.float64))).sum() / total) if total > 0 else 0.0
 
 
+def measured_background(metrics: dict) -> dict | None:
+    """A model's Grad-CAM background share from its metrics JSON (`gradcam_background`'s result); None when the
+    model was evaluated without it."""
+    return (metrics.get("shortcuts") or {}).get("background")
+
+
 def gradcam_background(model, pixels, labels: np.ndarray, class_names: list[str],
                        per_class: int = GRADCAM_PER_CLASS, seed: int = 0) -> dict:
     """Per true class, the mean Grad-CAM background share (of the predicted class's heatmap) over up to `per_class`
