@@ -1,6 +1,7 @@
 """Resuming a killed training: after every epoch the model and optimizer weights, the early-stopping and
 learning-rate callbacks' state and the history so far are saved in a folder (each file written to a temporary name
-and renamed, so a kill never leaves a half-written checkpoint); the same training started again continues at the
+and renamed, so a kill never leaves a half-written checkpoint, and a hard-linked snapshot of the folder stays that
+epoch's: steps/registry.py uploads one while training goes on); the same training started again continues at the
 next epoch. A checkpoint is resumed only by the training it belongs to: its key names the arguments, code and data.
 """
 

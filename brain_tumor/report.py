@@ -206,6 +206,18 @@ def margin_sentence(decision: dict, table: pd.DataFrame, n_val: int | None = Non
                        "serve as well.")
 
 
+def promotion_sentence(decision: dict) -> str | None:
+    """Whether the champion took the project's champion tag on the server (champion.json's promotion), and why; None
+    for a run recorded before promotion existed."""
+    promotion = decision.get("promotion")
+    if not promotion:
+        return None
+    if promotion.get("tag") is None:
+        return f"Promotion: {promotion['why']}."
+    outcome = "took the project's champion tag" if promotion["crown"] else "was published as a candidate"
+    return f"Promotion (promote={promotion['policy']}): {decision['champion']} {outcome}. {promotion['why']}"
+
+
 def baseline_sentence(table: pd.DataFrame) -> str | None:
     """Do the CNNs beat the baselines? The best CNN (or ensemble) against the best baseline on validation macro-F1,
     and whether the CNN's interval lies above the baseline's value. None without baselines or without CNNs."""
@@ -810,6 +822,8 @@ def _section_comparison(run: dict, folder: Path) -> str:
     parts += [_figures(folder, ["comparison.png", "curves_all.png", "custom_vs_transfer.png"]),
               (f"<p><strong>Champion: {html.escape(run['champion']['champion'])}</strong> — "
                f"{html.escape(run['champion']['why'])}</p>")]
+    if (promoted := promotion_sentence(run["champion"])) is not None:
+        parts.append(_p(promoted))
     return "".join(parts)
 
 

@@ -72,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     doctor = commands.add_parser("doctor", help="check the ClearML server, its workers and what a task on each queue "
                                                 "can do (Python, TensorFlow, GPUs, files server); a fix per failure")
-    add_config_options(doctor, only=("gpu_queue", "cpu_queue", "docker_image", "output_uri", "allow_cpu"))
+    add_config_options(doctor, only=("gpu_queue", "cpu_queue", "docker_image", "output_uri", "allow_cpu", "project"))
     doctor.add_argument("--controller-queue", default="services", help="queue of the pipeline controller")
     doctor.add_argument("--timeout", type=float, default=600, help="seconds to wait for the probe tasks")
     doctor.add_argument("--no-probe", dest="probe", action="store_false",
@@ -89,12 +89,14 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--out", help="CSV of the predictions (default for a folder: predictions.csv)")
     predict.add_argument("--gradcam", metavar="DIR", help="also write a Grad-CAM overlay per image into DIR")
     predict.add_argument("--class", dest="class_name", help="the class Grad-CAM explains (default: the predicted one)")
+    add_config_options(predict, only=("project",))
 
     app = commands.add_parser("app", help="serve a model in a Gradio web app (localhost only by default)")
     app.add_argument("model", help="as for predict")
     app.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0 exposes it to the network)")
     app.add_argument("--port", type=int, default=7860)
     app.add_argument("--share", action="store_true", help="also create a public gradio.live link (off by default)")
+    add_config_options(app, only=("project",))
 
     report = commands.add_parser("report", help="rebuild a run folder's report.html from its files")
     report.add_argument("run_dir", help="a run folder written by 'run' or 'demo'")
@@ -215,7 +217,7 @@ def cmd_import_offline(args) -> None:
     import_offline_sessions(Path(args.run_dir))
 
 
-def load_model_reference(reference: str):
+def load_model_reference(reference: str, project: str | None = None):
     """(model, metadata, local path) for a .keras file, a run folder, a ClearML model id or 'champion'."""
     from brain_tumor.predict import load_checked, local_model_path
 
@@ -223,7 +225,7 @@ def load_model_reference(reference: str):
     if path is None:
         from steps.registry import resolve_model
 
-        path = resolve_model(reference)
+        path = resolve_model(reference, project)
     model, metadata = load_checked(path)
     return model, metadata, path
 
@@ -231,7 +233,7 @@ def load_model_reference(reference: str):
 def cmd_predict(args) -> None:
     from brain_tumor.predict import list_images, predict_files
 
-    model, metadata, path = load_model_reference(args.model)
+    model, metadata, path = load_model_reference(args.model, args.project)
     paths = list_images(args.images)
     rows, skipped = predict_files(model, metadata, paths, Path(args.gradcam) if args.gradcam else None,
                                   args.class_name)
@@ -256,7 +258,7 @@ def cmd_predict(args) -> None:
 def cmd_app(args) -> None:
     from brain_tumor.app import launch
 
-    model, metadata, path = load_model_reference(args.model)
+    model, metadata, path = load_model_reference(args.model, args.project)
     if args.host not in ("127.0.0.1", "localhost"):
         print(f"warning: listening on {args.host}: anyone who can reach this machine can use the app",
               file=sys.stderr)

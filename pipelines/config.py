@@ -14,9 +14,11 @@ from dataclasses import dataclass, field, fields
 from brain_tumor import __version__
 from brain_tumor.errors import UserError
 from brain_tumor.model_specs import MODEL_SPECS
+from brain_tumor.promotion import POLICIES
 from brain_tumor.recipe import (AUGMENT_PLACES, AUGMENTATIONS, MONITORS, OPTIMIZERS, PRECISIONS, RECIPES,
                                 SCHEDULES)
 from brain_tumor.selection import CHAMPION_METRICS
+from steps.tracking import PROJECT as DEFAULT_PROJECT
 
 # Where a parameter is used: "both" runners, "server" (the ClearML controller and `launch` only) or "local" (the local
 # runner only).
@@ -81,6 +83,9 @@ class PipelineConfig:
                                   "their classes may be a subset of training's")
     champion_metric: str = param("val_macro_f1", "validation metric that picks the champion (never a test metric)",
                                  choices=tuple(CHAMPION_METRICS))
+    promote: str = param("if-better", "on a server, whether the champion takes the project's champion tag; if-better: "
+                                      "unless distinguishably worse than the holder on images neither trained on",
+                         choices=POLICIES)
     run_dir: str = param("runs/pipeline", "folder that receives the run's files (on an agent: a scratch folder)",
                          flag="--out")
     force: bool = param(False, "re-run every step, even one that already ran with the same code, arguments and data")
@@ -91,6 +96,11 @@ class PipelineConfig:
                               "on agents (docker/Dockerfile; its tag is the package version)", scope=SERVER)
     output_uri: str = param("", "with a ClearML server, where models and artifacts are uploaded: empty = its files "
                                 "server, or s3://…, gs://…, azure://…")
+    stale_minutes: float = param(10.0, "minutes without a report from a running step (its agent's heartbeat, a log "
+                                       "line, a scalar) before it is failed and retried on another agent",
+                                 scope=SERVER)
+    project: str = param(DEFAULT_PROJECT, "ClearML project of the run: its pipeline, steps, dataset versions and "
+                                          "models (a team, or a test run, keeps its own)")
     allow_cpu: bool = param(False, "let a training step on an agent without a GPU train on its CPU (slow) instead "
                                    "of failing", scope=SERVER)
 
@@ -150,6 +160,10 @@ class PipelineConfig:
             found.append(f"patience: {self.patience} (at least 1)")
         if self.max_parallel < 0:
             found.append(f"max_parallel: {self.max_parallel} (0 or more)")
+        if not self.stale_minutes > 0:
+            found.append(f"stale_minutes: {self.stale_minutes} (a positive number of minutes)")
+        if len(self.project.strip()) < 3:
+            found.append(f"project: '{self.project}' (a ClearML project name has 3 characters or more)")
         for name in ("gpu_queue", "cpu_queue", "docker_image"):
             if not getattr(self, name).strip():
                 found.append(f"{name}: empty")

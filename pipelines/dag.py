@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field, fields
 
+from brain_tumor import __version__
 from brain_tumor.model_specs import get_spec
 from brain_tumor.recipe import Recipe
 
@@ -52,7 +53,7 @@ STEPS: tuple[StepDecl, ...] = (
         "data": "${pipeline.data}", "train_dir": "${pipeline.train_dir}", "test_dir": "${pipeline.test_dir}",
         "image_size": "${pipeline.image_size}", "val_fraction": "${pipeline.val_fraction}",
         "test_fraction": "${pipeline.test_fraction}", "seed": "${pipeline.seed}", "run_dir": "${pipeline.run_dir}",
-        "dataset_id": "${pipeline.dataset_id}",
+        "dataset_id": "${pipeline.dataset_id}", "project": "${pipeline.project}",
     }, ("manifest", "data_report", "dataset_hash", "dataset_id", "offline_record", "class_names", "counts",
         "skipped")),
     StepDecl("class_weights", "steps.class_weights:class_weights", ("register_dataset",),
@@ -79,6 +80,8 @@ STEPS: tuple[StepDecl, ...] = (
     StepDecl("select_champion", "steps.select_champion:select_champion", ("ensemble", "baselines"), {
         "rows": "${ensemble.rows}", "model_refs": "${ensemble.model_refs}", "baseline_rows": "${baselines.rows}",
         "metric": "${pipeline.champion_metric}", "run_dir": "${pipeline.run_dir}",
+        "project": "${pipeline.project}", "promote": "${pipeline.promote}",
+        "dataset_hash": "${register_dataset.dataset_hash}", **REDERIVE,  # this run's images, for the promotion
     }, ("champion", "metric", "value", "why", "margin", "source", "path"), needs_files=True),
 )
 
@@ -123,10 +126,20 @@ def expand(models: list[str], steps: tuple[StepDecl, ...] = STEPS) -> list[Node]
             if step.needs_files:
                 kwargs.update({f"{FILES}_{n.name}": f"${{{n.name}.{FILES}}}" for n in nodes})
             kwargs["code"] = code_fingerprint(step.function)
+            kwargs["version"] = __version__  # the launcher's package: a step on an image of another one says so
             nodes.append(Node(_fill(step.name, model) if model else step.name, step.function,
                               parents if model is None else tuple(_fill(p, model) for p in parents),
                               kwargs, step.queue, (*step.returns, FILES), model))
     return nodes
+
+
+def bind(kwargs: dict, parameters: dict) -> dict:
+    """The arguments with each `${pipeline.X}` replaced by parameter X's (validated) value; step references stay."""
+    bound = {}
+    for key, value in kwargs.items():
+        match = REFERENCE.fullmatch(value) if isinstance(value, str) else None
+        bound[key] = parameters[match.group(2)] if match and match.group(1) == "pipeline" else value
+    return bound
 
 
 def declaration(node_name: str) -> tuple[StepDecl, str | None]:

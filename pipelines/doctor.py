@@ -18,7 +18,6 @@ from pathlib import Path
 
 from brain_tumor import __version__
 from brain_tumor.errors import UserError
-from steps.tracking import PROJECT
 
 from .config import PipelineConfig
 from .server import connect, start_worker_hint, workers_by_queue
@@ -95,14 +94,14 @@ def format_table(checks: list[Check]) -> str:
     return "\n".join(lines)
 
 
-def put_sample(output_uri: str) -> tuple[str, str]:
+def put_sample(output_uri: str, project: str) -> tuple[str, str]:
     """A small file on the files server (or bucket), as this machine uploads it: (its address, its SHA-256)."""
     from clearml import StorageManager
 
     content = f"brain-tumor doctor {uuid.uuid4().hex}\n".encode()
     local = Path(tempfile.mkdtemp()) / "doctor-sample.txt"
     local.write_bytes(content)
-    url = StorageManager.upload_file(str(local), f"{output_uri.rstrip('/')}/{PROJECT}/doctor/{local.name}")
+    url = StorageManager.upload_file(str(local), f"{output_uri.rstrip('/')}/{project}/doctor/{local.name}")
     return url, hashlib.sha256(content).hexdigest()
 
 
@@ -115,7 +114,7 @@ def create_probe(queue: str, config: PipelineConfig, sample: tuple[str, str], ou
 
     return CreateFromFunction.create_task_from_function(
         a_function=probe, function_kwargs={"sample_url": sample[0], "sample_sha256": sample[1]},
-        function_return=["report"], project_name=PROJECT, task_name=f"doctor probe ({queue})", task_type="qc",
+        function_return=["report"], project_name=config.project, task_name=f"doctor probe ({queue})", task_type="qc",
         docker=config.docker_image, output_uri=output_uri, auto_connect_frameworks=False,
         auto_connect_arg_parser=False, dry_run=dry_run)
 
@@ -150,7 +149,7 @@ def run_doctor(config: PipelineConfig, controller_queue: str = "services", timeo
 
     output_uri = config.output_uri or Session.get_files_server_host()
     try:
-        sample = put_sample(output_uri)
+        sample = put_sample(output_uri, config.project)
     except Exception as error:  # the SDK raises several types for refused or unreachable storage
         return [*checks, Check("upload from this machine", False, f"{output_uri}: {error}"[:300], FILES_FIX)]
     checks.append(Check("upload from this machine", True, sample[0]))

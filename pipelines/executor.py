@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import hashlib
 import importlib
-import io
 import json
 import os
 import zipfile
 from pathlib import Path
 
+from brain_tumor import __version__
 from brain_tumor.errors import UserError
 
 from .config import coerce, parameters
@@ -27,8 +27,12 @@ DETERMINISTIC, TRANSIENT = "deterministic", "transient"
 # Errors that may pass when the same step runs again: network, storage, a GPU busy with another job.
 TRANSIENT_ERRORS = ("ConnectionError", "TimeoutError", "Timeout", "ResourceExhaustedError", "UnavailableError",
                     "AbortedError", "DeadlineExceededError", "BrokenPipeError", "RemoteDisconnected")
-RESERVED = ("code",)  # arguments for the runners' reuse decisions, not for the step function
+RESERVED = ("code", "version")  # for the runners (reuse decisions, the launcher's version), not the step function
 SHARED_SUFFIXES = (".keras",)  # travel through the model registry, not with the run files
+LOCAL_FOLDERS = ("clearml", "cache")  # never shared: ClearML's offline sessions, the decoded pixels (re-made anywhere)
+# The run files' artifact. Never named like a step result: ClearML's generated step script hands a downstream step
+# an upstream *artifact* of the same name in place of the returned value (clearml/backend_interface/task/populate.py).
+FILES_ARTIFACT = "run files"
 
 
 def coerce_arguments(node_name: str, kwargs: dict) -> dict:
@@ -63,7 +67,7 @@ def _record_failure(task, kind: str) -> None:
 
 def _run_files(run_dir: Path) -> dict[str, int]:
     return {str(p.relative_to(run_dir)): p.stat().st_mtime_ns for p in run_dir.rglob("*")
-            if p.is_file() and p.suffix not in SHARED_SUFFIXES and not p.relative_to(run_dir).parts[0] == "clearml"}
+            if p.is_file() and p.suffix not in SHARED_SUFFIXES and p.relative_to(run_dir).parts[0] not in LOCAL_FOLDERS}
 
 
 def share_files(task, run_dir: Path, before: dict[str, int]) -> str | None:
@@ -72,16 +76,14 @@ def share_files(task, run_dir: Path, before: dict[str, int]) -> str | None:
     written = sorted(name for name, mtime in _run_files(run_dir).items() if before.get(name) != mtime)
     if task is None or not written:
         return None
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+    bundle = Path(run_dir, "cache", f"{task.id}.{FILES}.zip")  # on disk, not in memory
+    bundle.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(bundle, "w", zipfile.ZIP_DEFLATED) as archive:
         for name in written:
             archive.write(run_dir / name, name)
-    bundle = Path(run_dir, "steps", f"{task.name}.{FILES}.zip")
-    bundle.parent.mkdir(parents=True, exist_ok=True)
-    bundle.write_bytes(buffer.getvalue())
-    task.upload_artifact(FILES, artifact_object=bundle, wait_on_upload=True)
+    task.upload_artifact(FILES_ARTIFACT, artifact_object=bundle, wait_on_upload=True)
     bundle.unlink()
-    return task.artifacts[FILES].url
+    return task.artifacts[FILES_ARTIFACT].url
 
 
 def restore_files(reference: str | None, run_dir: Path) -> None:
@@ -116,6 +118,11 @@ def execute(node_name: str, kwargs: dict, share: bool = False) -> dict:
     run_dir = Path(kwargs.get("run_dir") or ".")
     for key in [k for k in kwargs if k.startswith(f"{FILES}_")]:
         restore_files(kwargs.pop(key), run_dir)
+    launched = kwargs.get("version")
+    if launched and launched != __version__:
+        print(f"warning: this agent runs brain-tumor-clearml {__version__}, the pipeline was launched with {launched}: "
+              f"rebuild the image from the launcher's checkout (docker build -f docker/Dockerfile -t "
+              f"brain-tumor-clearml:{launched} .) or launch from the checkout the image was built from", flush=True)
     for key in RESERVED:
         kwargs.pop(key, None)
     before = _run_files(run_dir) if share and run_dir.is_dir() else {}
@@ -128,4 +135,7 @@ def execute(node_name: str, kwargs: dict, share: bool = False) -> dict:
     if sorted(result) != sorted(step.returns):  # the declaration is what ClearML wires
         raise RuntimeError(f"step {node_name} returned {sorted(result)}, declared {list(step.returns)}")
     result[FILES] = share_files(task, run_dir, before) if share else None
+    shadowing = sorted(set(task.artifacts if task is not None else ()) & {*step.returns, FILES})
+    if shadowing:  # downstream steps would receive these artifacts instead of the results
+        raise RuntimeError(f"step {node_name} uploaded artifacts named like its results: {', '.join(shadowing)}")
     return result

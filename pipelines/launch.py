@@ -13,7 +13,6 @@ from brain_tumor.data import dataset_hash, scan
 from brain_tumor.data import find_layout
 from brain_tumor.external import folders
 from steps.registry import DATASET_NAME, EXTERNAL, register_version
-from steps.tracking import PROJECT
 
 from .clearml_pipeline import LAUNCH_ENV
 from .config import PipelineConfig
@@ -23,11 +22,12 @@ from .server import check_server
 MODES = ("remote", "controller-local", "steps-local", "draft")
 
 
-def register_external(folder: Path) -> str:
+def register_external(folder: Path, project: str, output_uri: str = "") -> str:
     """An external folder as a version of its own dataset ("<dataset>-external-<folder name>")."""
     (folder,) = folders(str(folder))  # a clear error for a missing folder
     layout = find_layout(folder)
-    return register_version(layout, dataset_hash(scan(layout, 8)), PROJECT, f"{DATASET_NAME}-external-{folder.name}")
+    return register_version(layout, dataset_hash(scan(layout, 8)), project, f"{DATASET_NAME}-external-{folder.name}",
+                            output_uri=output_uri)
 
 
 def launch(config: PipelineConfig, mode: str = "remote", controller_queue: str = "services") -> int:
@@ -40,11 +40,13 @@ def launch(config: PipelineConfig, mode: str = "remote", controller_queue: str =
     if not config.dataset_id:
         layout = data_layout(config)
         content = dataset_hash(scan(layout, 8))  # validates every file here, before anything is uploaded
-        config = config.replace(dataset_id=register_version(layout, content, PROJECT), data="", train_dir="",
-                                test_dir="")  # agents read the dataset version, not this disk
+        config = config.replace(dataset_id=register_version(layout, content, config.project,
+                                                            output_uri=config.output_uri),
+                                data="", train_dir="", test_dir="")  # agents read the dataset version, not this disk
     if config.external_dir:  # agents see none of this disk: each external folder goes up as a dataset of its own
         config = config.replace(external_dir=",".join(
-            path if path.startswith(EXTERNAL) else EXTERNAL + register_external(Path(path))
+            path if path.startswith(EXTERNAL) else EXTERNAL + register_external(Path(path), config.project,
+                                                                                config.output_uri)
             for path in config.external_dir.split(",") if path.strip()))
     if mode == "steps-local":
         config = config.replace(allow_cpu=True)  # the steps train here, on whatever this machine has

@@ -239,7 +239,8 @@ def _run(config: PipelineConfig, run_dir: Path, offline: bool, say) -> list[Step
                 (step_dir / "result.json").unlink(missing_ok=True)
                 files.write_text(step_dir / "call.json", json.dumps(
                     {"name": node.name, "function": node.function, "kwargs": kwargs, "offline": offline, "key": key,
-                     "output_uri": None if offline else config.output_uri or True}, indent=2, default=str))
+                     "output_uri": None if offline else config.output_uri or True,
+                     "project": config.project}, indent=2, default=str))
                 step_env = dict(env)
                 gpu = None
                 if training and gpus:

@@ -32,7 +32,8 @@ def main(step_dir: str) -> int:
 
     call = json.loads(Path(step_dir, "call.json").read_text())
     scalars = {k: v for k, v in call["kwargs"].items() if isinstance(v, (str, int, float, bool))}
-    task = open_task(call["name"], scalars, offline=call["offline"], output_uri=call.get("output_uri") or None)
+    task = open_task(call["name"], scalars, offline=call["offline"], output_uri=call.get("output_uri") or None,
+                     project=call["project"])
     start = time.perf_counter()
     try:
         result = execute(call["name"], call["kwargs"])

@@ -12,7 +12,7 @@ from brain_tumor.evaluation import evaluate_predictions
 from brain_tumor.selection import comparison_row
 
 from .registry import step_data
-from .tracking import report_scalars
+from .tracking import report_single_values
 
 
 def baselines(manifest: str, dataset_hash: str, run_dir: str, image_size: int, dataset_id: str, val_fraction: float,
@@ -34,7 +34,8 @@ def baselines(manifest: str, dataset_hash: str, run_dir: str, image_size: int, d
                     "spec": {"name": name, "family": "baseline", "description": description},
                     "train_seconds": time.perf_counter() - start}
         rows.append(comparison_row(training, metrics))
-        report_scalars("baselines", {f"{name} val macro F1": metrics["val"]["macro_f1"]})
+        report_single_values(training["model"], {"val accuracy": metrics["val"]["accuracy"],
+                                                 "val macro F1": metrics["val"]["macro_f1"]})
         print(f"baseline {name}: validation accuracy {metrics['val']['accuracy']:.3f}, "
               f"macro F1 {metrics['val']['macro_f1']:.3f}")
     return {"rows": rows, "dataset_hash": dataset_hash}

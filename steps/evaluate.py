@@ -19,7 +19,7 @@ from brain_tumor.shortcuts import gradcam_background
 
 from . import registry
 from .registry import step_data
-from .tracking import report_images, report_scalars, upload_artifact
+from .tracking import report_images, report_single_values, upload_artifact
 
 
 class EvaluationData:
@@ -70,10 +70,11 @@ def assess(model, name: str, training: dict, data: EvaluationData, run_dir: str)
     report_images(figures.evaluation(model, name, metrics, prepared, probabilities,
                                      figures.report_dir(run_dir) / "evaluation" / name, data.seed))
     row = comparison_row(training, metrics)
-    report_scalars(name, {"val accuracy": row["val_acc"], "val macro F1": row["val_macro_f1"],
-                          "test accuracy": row["test_acc"], "test macro F1": row["test_macro_f1"],
-                          "val ECE": metrics["calibration"]["val"]["ece"]})
-    report_scalars(f"{name} Grad-CAM background share", {c: v["mean"] for c, v in background["per_class"].items()})
+    report_single_values(name, {"val accuracy": row["val_acc"], "val macro F1": row["val_macro_f1"],
+                                "test accuracy": row["test_acc"], "test macro F1": row["test_macro_f1"],
+                                "val ECE": metrics["calibration"]["val"]["ece"]})
+    report_single_values(f"{name} Grad-CAM background share",
+                         {c: v["mean"] for c, v in background["per_class"].items()})
     print(f"{name}: validation accuracy {row['val_acc']:.3f}, macro F1 {row['val_macro_f1']:.3f} "
           f"[{row['val_macro_f1_low']:.3f}, {row['val_macro_f1_high']:.3f}], "
           f"ECE {metrics['calibration']['val']['ece']:.3f}"

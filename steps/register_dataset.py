@@ -9,11 +9,11 @@ from brain_tumor.data import dataset_hash, find_layout
 from brain_tumor.experiment import prepare_data, split_counts
 
 from . import registry
-from .tracking import PROJECT, current_task, report_images, report_table, upload_artifact
+from .tracking import current_task, report_images, report_table, upload_artifact
 
 
 def register_dataset(data: str, train_dir: str, test_dir: str, dataset_id: str, run_dir: str, image_size: int,
-                     val_fraction: float, test_fraction: float, seed: int) -> dict:
+                     val_fraction: float, test_fraction: float, seed: int, project: str) -> dict:
     if dataset_id and not (data or train_dir):  # a version already on the server (what `launch` passes)
         data = str(registry.dataset_local_copy(dataset_id))
     layout = find_layout(data or None, train_dir or None, test_dir or None)
@@ -38,20 +38,20 @@ def register_dataset(data: str, train_dir: str, test_dir: str, dataset_id: str, 
             from clearml import Dataset
 
             # Offline, this step's task becomes the dataset record: the files and their hashes.
-            dataset = Dataset.create(dataset_project=PROJECT, dataset_name=registry.DATASET_NAME,
+            dataset = Dataset.create(dataset_project=project, dataset_name=registry.DATASET_NAME,
                                      use_current_task=True, description=f"content hash {digest}")
             dataset.add_files(layout.train_dir, dataset_path="Training", verbose=False)
             if layout.test_dir is not None:
                 dataset.add_files(layout.test_dir, dataset_path="Testing", verbose=False)
             offline_record = dataset.id
         else:
-            dataset_id = registry.register_version(layout, digest, PROJECT)
+            dataset_id = registry.register_version(layout, digest, project)
     if task is not None:
         task.set_parameter("dataset/hash", digest)
         report_table("split counts", [["split", *prepared.scanned.class_names]]
                      + [[split, *row.values()] for split, row in counts.items()])
-        upload_artifact("manifest", out / "manifest.csv")
-        upload_artifact("data_report", out / "data_report.json")
+        upload_artifact("split manifest", out / "manifest.csv")  # never named like a result (executor.py)
+        upload_artifact("data report", out / "data_report.json")
         upload_artifact("leakage audit", report / "leakage" / "leakage.json")
         if style is not None:
             report_table("style medians per class", style["medians"].reset_index())

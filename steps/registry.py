@@ -24,9 +24,10 @@ def champion_tag_changes(champion_id: str, tagged_ids: list[str]) -> dict[str, l
             "remove": sorted(i for i in set(tagged_ids) if i != champion_id)}
 
 
-def resolve_model(reference: str) -> Path:
+def resolve_model(reference: str, project: str | None = None) -> Path:
     """A local .keras file for a model reference: a local path, a URL (s3://, gs://, https://, …; downloaded through
-    ClearML's StorageManager cache) or a ClearML model id (through InputModel, from the configured server)."""
+    ClearML's StorageManager cache) or a ClearML model id (through InputModel, from the configured server);
+    'champion' is the champion of `project`."""
     reference = str(reference)
     if Path(reference).is_file():
         return Path(reference)
@@ -49,7 +50,7 @@ def resolve_model(reference: str) -> Path:
     from clearml import InputModel
 
     if reference == CHAMPION_TAG:
-        reference = champion_model_id()
+        reference = champion_model_id(project)
     try:
         local = InputModel(model_id=reference).get_local_copy(raise_on_error=True)
     except Exception as error:  # unknown id, no server, no access: the SDK has no single error type for these
@@ -86,14 +87,96 @@ CHECKPOINT = "checkpoint"
 
 
 def upload_checkpoint(task, folder: Path) -> None:
-    """A training's checkpoint folder as an artifact of its task, after every epoch: a retry of the task (on a fresh
-    agent) resumes from it."""
-    import shutil
+    """A training's checkpoint folder (every stage's subfolder) as the artifact `checkpoint` of its task, uploaded
+    before this returns: a retry of the task (on a fresh agent) resumes from it. Stored, not deflated: weights barely
+    compress, and a ResNet50's take seconds to deflate."""
     import tempfile
+    import zipfile
 
     with tempfile.TemporaryDirectory() as tmp:
-        archive = shutil.make_archive(str(Path(tmp) / CHECKPOINT), "zip", folder)
-        task.upload_artifact(CHECKPOINT, artifact_object=archive, wait_on_upload=True)
+        archive = Path(tmp) / f"{CHECKPOINT}.zip"  # the same name, so the same address, every epoch
+        with zipfile.ZipFile(archive, "w", zipfile.ZIP_STORED, allowZip64=True) as zipped:
+            for path in sorted(p for p in Path(folder).rglob("*") if p.is_file()):
+                zipped.write(path, path.relative_to(folder).as_posix())
+        task.upload_artifact(CHECKPOINT, artifact_object=str(archive), wait_on_upload=True)
+
+
+class CheckpointUploads:
+    """A training's `on_checkpoint`: uploads its checkpoint folder after every epoch without holding training up.
+    Each call snapshots the folder (hard links: checkpoint.py only ever replaces its files whole) and returns; one
+    upload at a time runs in the background, always of the newest snapshot (one superseded while it waited is
+    dropped, so uploads never pile up or land out of order). `wait()` once training is over: the last checkpoint is
+    then on the server."""
+
+    def __init__(self, task, folder: Path):
+        import tempfile
+        import threading
+
+        self.task, self.folder = task, Path(folder)
+        self.folder.parent.mkdir(parents=True, exist_ok=True)  # the snapshots beside it: hard links need one disk
+        self._scratch = Path(tempfile.mkdtemp(prefix=".checkpoint-uploads-", dir=self.folder.parent))
+        self._state = threading.Condition()
+        self._newest: Path | None = None  # the snapshot waiting for its upload
+        self._uploading = False
+        self._snapshots = 0
+
+    def __call__(self, saved: Path | None = None) -> None:
+        """After a save (of `saved`, one stage's subfolder): the whole folder goes up, in the background."""
+        import shutil
+        import threading
+
+        snapshot = self._snapshot()
+        with self._state:
+            superseded, self._newest = self._newest, snapshot
+            start = not self._uploading
+            self._uploading = True
+        if superseded is not None:
+            shutil.rmtree(superseded, ignore_errors=True)
+        if start:
+            threading.Thread(target=self._upload_newest, name="checkpoint upload", daemon=True).start()
+
+    def _snapshot(self) -> Path:
+        import os
+        import shutil
+
+        self._snapshots += 1
+        target = self._scratch / str(self._snapshots)
+        for path in self.folder.rglob("*"):
+            if path.is_file():
+                copy = target / path.relative_to(self.folder)
+                copy.parent.mkdir(parents=True, exist_ok=True)
+                try:
+                    os.link(path, copy)
+                except OSError:  # another file system, or one without hard links
+                    shutil.copy2(path, copy)
+        return target
+
+    def _upload_newest(self) -> None:
+        import shutil
+
+        while True:
+            with self._state:
+                snapshot, self._newest = self._newest, None
+                if snapshot is None:
+                    self._uploading = False
+                    self._state.notify_all()
+                    return
+            try:
+                upload_checkpoint(self.task, snapshot)
+            except Exception as error:  # a lost upload must not fail the training it only insures
+                print(f"warning: the checkpoint upload failed ({error}): a retry of this task would resume from an "
+                      f"earlier epoch", flush=True)
+            finally:
+                shutil.rmtree(snapshot, ignore_errors=True)
+
+    def wait(self) -> None:
+        """Until the newest checkpoint is uploaded (and ClearML has sent what it queued)."""
+        import shutil
+
+        with self._state:
+            self._state.wait_for(lambda: not self._uploading)
+        self.task.flush(wait_for_uploads=True)
+        shutil.rmtree(self._scratch, ignore_errors=True)
 
 
 def restore_checkpoint(task, folder: Path) -> bool:
@@ -110,7 +193,7 @@ def restore_checkpoint(task, folder: Path) -> bool:
     return True
 
 
-def model_projects() -> list[str]:
+def model_projects(project: str | None = None) -> list[str]:
     """The projects this project's models are registered in: the pipeline's steps live in the hidden project
     `<PROJECT>/.pipelines/<pipeline>` (named here by the SDK's own PipelineController, so the two cannot disagree),
     and local runs tracked on a server in PROJECT."""
@@ -118,11 +201,12 @@ def model_projects() -> list[str]:
 
     from .tracking import PIPELINE_NAME, PROJECT
 
-    pipeline = PipelineController._create_pipeline_project_args(PIPELINE_NAME, PROJECT)["project_name"]
-    return list(dict.fromkeys([pipeline, PROJECT]))
+    project = project or PROJECT
+    pipeline = PipelineController._create_pipeline_project_args(PIPELINE_NAME, project)["project_name"]
+    return list(dict.fromkeys([pipeline, project]))
 
 
-def find_models(tag: str, only_published: bool = False) -> list[str]:
+def find_models(tag: str, only_published: bool = False, project: str | None = None) -> list[str]:
     """Ids of the models tagged `tag` in `model_projects()`, newest first. Hidden projects are searched too:
     `Model.query_models` cannot see them."""
     import re
@@ -130,7 +214,7 @@ def find_models(tag: str, only_published: bool = False) -> list[str]:
     from clearml.backend_api.session.client import APIClient
 
     client = APIClient()
-    projects = [p.id for name in model_projects()
+    projects = [p.id for name in model_projects(project)
                 for p in client.projects.get_all(name=f"^{re.escape(name)}$", search_hidden=True, only_fields=["id"])]
     if not projects:
         return []
@@ -139,11 +223,11 @@ def find_models(tag: str, only_published: bool = False) -> list[str]:
     return [m.id for m in models]
 
 
-def champion_model_id() -> str:
+def champion_model_id(project: str | None = None) -> str:
     """The id of the project's model tagged champion (select_champion keeps exactly one)."""
-    tagged = find_models(CHAMPION_TAG, only_published=True)
+    tagged = find_models(CHAMPION_TAG, only_published=True, project=project)
     if not tagged:
-        raise UserError(f"No published model tagged '{CHAMPION_TAG}' in {' or '.join(model_projects())} on the "
+        raise UserError(f"No published model tagged '{CHAMPION_TAG}' in {' or '.join(model_projects(project))} on the "
                         f"server: run the pipeline there first (brain-tumor launch), or give a model id or file.")
     return tagged[0]
 
@@ -190,9 +274,11 @@ def sync_version(dataset, layout) -> None:
         dataset.remove_files("Testing/*", verbose=False)
 
 
-def register_version(layout, content_hash: str, project: str, name: str = DATASET_NAME) -> str:
+def register_version(layout, content_hash: str, project: str, name: str = DATASET_NAME,
+                     output_uri: str | None = None) -> str:
     """Upload a data folder as a new version of dataset `name` (child of the latest), unless the latest version
-    already holds the same content. Returns the version's id. Needs a server."""
+    already holds the same content, to `output_uri` (the pipeline's; empty: the files server). Returns the version's
+    id. Needs a server."""
     from clearml import Dataset
 
     try:
@@ -210,7 +296,7 @@ def register_version(layout, content_hash: str, project: str, name: str = DATASE
                              parent_datasets=[dataset_id] if dataset_id else None,
                              dataset_tags=[f"content:{content_hash}"])
     sync_version(dataset, layout)
-    dataset.upload()
+    dataset.upload(output_url=output_uri or None)
     dataset.finalize()
     print(f"Dataset uploaded as version {dataset.id}" + (f" (child of {dataset_id})" if dataset_id else ""))
     return dataset.id

@@ -6,12 +6,14 @@ import json
 from pathlib import Path
 
 from brain_tumor import figures, files
+from brain_tumor.promotion import CANDIDATE, OFFLINE
 from brain_tumor.report import build_report, missing_inputs
 from brain_tumor.selection import CHAMPION_METRICS, choose_champion, comparison_table, to_markdown
 
 from . import registry
+from .promotion import promotion
 from .registry import CHAMPION_TAG, champion_tag_changes, find_models
-from .tracking import current_task, report_images, report_table, upload_artifact
+from .tracking import current_task, report_html, report_images, report_table, upload_artifact
 
 
 def margin(run_dir: Path, rows: list[dict], champion: str, metric: str) -> dict | None:
@@ -42,9 +44,13 @@ def margin(run_dir: Path, rows: list[dict], champion: str, metric: str) -> dict 
 
 
 def select_champion(rows: list[dict], model_refs: dict, baseline_rows: list[dict], run_dir: str,
-                    metric: str) -> dict:
+                    metric: str, project: str, promote: str, dataset_hash: str | None = None,
+                    dataset_id: str | None = None, val_fraction: float | None = None,
+                    test_fraction: float | None = None, seed: int | None = None) -> dict:
     """The champion among the models (and the ensemble) by a validation metric; the baselines are in the table,
-    never candidates."""
+    never candidates. On a server the project's champion tag moves to it when `promote` says so
+    (steps/promotion.py), else it is published as a candidate; the dataset arguments fetch this run's images for that
+    comparison where the run folder is not shared."""
     out = Path(run_dir)
     out.mkdir(parents=True, exist_ok=True)  # on a fresh agent only the upstream steps' restored files are here
     champion, why = choose_champion(rows, metric)
@@ -61,8 +67,16 @@ def select_champion(rows: list[dict], model_refs: dict, baseline_rows: list[dict
     value = next(r[column] for r in rows if r["model"] == champion)
     decision = {"champion": champion, "metric": metric, "value": value, "why": why, "margin": gap,
                 "source": model_refs[champion], "path": str(out / "champion.keras")}
-    files.write_text(out / "champion.json", json.dumps(decision, indent=2))
+    task = current_task()
+    registered = task is not None and not task.is_offline() and not Path(model_refs[champion]).is_file()
+    promoted = OFFLINE if not registered else promotion(
+        promote, model_refs[champion], out / "champion.keras", out, project,
+        {"dataset_hash": dataset_hash, "dataset_id": dataset_id, "val_fraction": val_fraction,
+         "test_fraction": test_fraction, "seed": seed})
+    files.write_text(out / "champion.json", json.dumps({**decision, "promotion": promoted}, indent=2))
     print(f"Champion: {why}")
+    if registered:
+        print(f"Promotion ({promote}): {promoted['why']}")
     histories = {row["model"]: json.loads(path.read_text()) for row in rows
                  if (path := out / "models" / row["model"] / "history.json").is_file()}
     shown = figures.comparison(rows + baseline_rows, histories, champion, figures.report_dir(out) / "comparison")
@@ -74,7 +88,7 @@ def select_champion(rows: list[dict], model_refs: dict, baseline_rows: list[dict
         report = build_report(out)
         print(f"Report: {report}")
         upload_artifact("report", report)
-    task = current_task()
+        report_html("report", report)  # shown in the web UI (Debug Samples), not only downloadable
     if task is not None:
         report_table("comparison", table)
         task.set_parameter("champion/model", champion)
@@ -87,21 +101,35 @@ def select_champion(rows: list[dict], model_refs: dict, baseline_rows: list[dict
                 pipeline.get_logger().report_image(title, "comparison", iteration=0, local_path=str(path))
             if report is not None:
                 pipeline.upload_artifact("report", artifact_object=report)
-        if not task.is_offline() and not Path(model_refs[champion]).is_file():
-            crown(model_refs[champion])
+                report_html("report", report, task=pipeline)
+        if registered:
+            if promoted["crown"]:
+                crown(model_refs[champion], project)
+            else:
+                mark_candidate(model_refs[champion])
     return decision
 
 
-def crown(model_id: str) -> None:
+def crown(model_id: str, project: str) -> None:
     """Publish the champion in the model registry; it alone in the project carries the champion tag."""
     from clearml import Model
 
-    tagged = find_models(CHAMPION_TAG)
+    tagged = find_models(CHAMPION_TAG, project=project)
     changes = champion_tag_changes(model_id, tagged)
     for old in changes["remove"]:
         model = Model(old)
         model.tags = [t for t in model.tags if t != CHAMPION_TAG]
     champion = Model(model_id)
-    if changes["add"]:
-        champion.tags = [*champion.tags, CHAMPION_TAG]
+    if changes["add"] or CANDIDATE in champion.tags:
+        champion.tags = [*(t for t in champion.tags if t != CANDIDATE), *([CHAMPION_TAG] if changes["add"] else [])]
     champion.publish()
+
+
+def mark_candidate(model_id: str) -> None:
+    """Publish a champion that was not crowned as a candidate: registered, tagged, and the tag stays where it is."""
+    from clearml import Model
+
+    model = Model(model_id)
+    if CANDIDATE not in model.tags:
+        model.tags = [*model.tags, CANDIDATE]
+    model.publish()

@@ -21,6 +21,7 @@ def report_epoch(row: dict) -> None:
     step = row["epoch"]
     report_scalars("accuracy", {"train": row.get("accuracy"), "validation": row.get("val_accuracy")}, step)
     report_scalars("loss", {"train": row.get("loss"), "validation": row.get("val_loss")}, step)
+    report_scalars("macro F1", {"validation": row.get("val_macro_f1")}, step)
     report_scalars("learning rate", {"lr": row["learning_rate"]}, step)
     report_scalars("epoch seconds", {"seconds": row["epoch_seconds"]}, step)
 
@@ -51,17 +52,20 @@ def train_model(model: str, manifest: str, dataset_hash: str, class_weights: dic
     config = TrainConfig(trained_with, trained_with.batch_size or spec.batch_size, seed, augment_on)
     out = Path(run_dir) / "models" / model
     task = current_task()
-    upload = None
+    uploads = None
     if task is not None and not task.is_offline():  # on a server the checkpoint also goes up: a retry resumes it
         registry.restore_checkpoint(task, out / "checkpoint")
-
-        def upload(folder):
-            registry.upload_checkpoint(task, folder)
-    keras_model, record = train_and_save(prepared, model, config, out, None if weights.lower() == "none" else weights,
-                                         class_weight={names.index(c): w for c, w in class_weights.items()},
-                                         on_epoch=report_epoch, fine_tune_layers=fine_tune_layers,
-                                         precision=precision, checkpoint_key=os.environ.get(STEP_KEY_ENV, ""),
-                                         on_checkpoint=upload)
+        uploads = registry.CheckpointUploads(task, out / "checkpoint")  # the folder restore_checkpoint fills
+    try:
+        keras_model, record = train_and_save(prepared, model, config, out,
+                                             None if weights.lower() == "none" else weights,
+                                             class_weight={names.index(c): w for c, w in class_weights.items()},
+                                             on_epoch=report_epoch, fine_tune_layers=fine_tune_layers,
+                                             precision=precision, checkpoint_key=os.environ.get(STEP_KEY_ENV, ""),
+                                             on_checkpoint=uploads)
+    finally:
+        if uploads is not None:
+            uploads.wait()  # once: the last epoch's checkpoint is on the server before the step goes on (or fails)
     summary = summary_text(keras_model)
     history = json.loads((out / "history.json").read_text())
     report_images(figures.training(history, model, summary, figures.report_dir(run_dir) / "models" / model,

@@ -1,6 +1,7 @@
 """Shared fixtures: small synthetic datasets written to tmp folders (tests never read the real MRI data)."""
 
 import hashlib
+import json
 import os
 import uuid
 from pathlib import Path
@@ -9,7 +10,16 @@ import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from brain_tumor.synthetic import CLASS_NAMES, write_dataset
+# A ClearML server named in the environment is for the server tests (tests/server) alone: every other test runs as on
+# a machine with no server. Its variables move into one that only tests/server/conftest.py reads (before anything here
+# imports clearml; pytest-xdist's workers inherit the moved variables).
+SERVER_VARIABLES = ("CLEARML_API_HOST", "CLEARML_WEB_HOST", "CLEARML_FILES_HOST", "CLEARML_API_ACCESS_KEY",
+                    "CLEARML_API_SECRET_KEY", "CLEARML_CONFIG_FILE", "CLEARML_CACHE_DIR")
+if any(name in os.environ for name in SERVER_VARIABLES):
+    os.environ["BRAIN_TUMOR_TEST_SERVER"] = json.dumps({n: os.environ.pop(n) for n in SERVER_VARIABLES
+                                                        if n in os.environ})
+
+from brain_tumor.synthetic import CLASS_NAMES, write_dataset  # noqa: E402 (after the variables move)
 
 
 @pytest.fixture

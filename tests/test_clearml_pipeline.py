@@ -31,6 +31,7 @@ for name, node in controller._nodes.items():
                    "queue": node.queue, "cache": node.cache_executed_step,
                    "parameters": node.parameters, "monitor_metrics": node.monitor_metrics,
                    "monitor_models": node.monitor_models, "script": definition["script"]["diff"],
+                   "continue_on_fail": node.continue_on_fail, "skip_children_on_fail": node.skip_children_on_fail,
                    "image": definition["container"]["image"], "output": definition["output"]["destination"],
                    "type": definition["type"]}
 print("BUILT=" + json.dumps({"nodes": nodes, "output_uri": Task.current_task().output_uri,
@@ -90,9 +91,16 @@ def test_nodes_for_exactly_the_chosen_models_on_the_chosen_queues(two_models):
     assert {n: d["queue"] for n, d in nodes.items()} == {
         "register_dataset": "cpu", "class_weights": "cpu", "baselines": "cpu", "train_cnn_b": "gpu-a100",
         "train_resnet50": "gpu-a100", "evaluate": "cpu", "ensemble": "cpu", "select_champion": "cpu"}
-    assert all(d["cache"] for d in nodes.values())  # the local runner's reuse rule: same code, arguments, data
-    assert nodes["train_cnn_b"]["monitor_metrics"] == [["accuracy", "validation"], ["loss", "validation"]]
+    # The local runner's reuse rule (same code, arguments, data), but select_champion always runs: a cached one gives
+    # the new run no comparison, report or promotion.
+    assert {n for n, d in nodes.items() if not d["cache"]} == {"select_champion"}
+    # One series per model on the pipeline page (ClearML forwards only rising values: no loss curve)
+    assert nodes["train_cnn_b"]["monitor_metrics"] == [[["accuracy", "validation"], ["validation accuracy", "cnn_b"]],
+                                                       [["macro F1", "validation"], ["validation macro F1", "cnn_b"]]]
     assert nodes["train_resnet50"]["monitor_models"] == ["brain-tumor resnet50"]  # the name publish_model registers
+    # A failed training does not stop the evaluation of the others (the controller still ends failed, saying so)
+    assert {n for n, d in nodes.items() if d["continue_on_fail"] and not d["skip_children_on_fail"]} == {
+        "train_cnn_b", "train_resnet50"}
 
 
 def test_force_turns_clearmls_step_cache_off(tmp_path):
@@ -112,7 +120,9 @@ def test_steps_run_in_the_image_with_auto_logging_off_and_upload_where_the_contr
 
 def test_parameter_references_and_upstream_files(two_models):
     train = two_models["nodes"]["train_cnn_b"]["parameters"]
-    assert train["kwargs/epochs"] == "${pipeline.epochs}" and train["kwargs/node"] == "train_cnn_b"
+    # The validated values, not ${pipeline.X}: an agent re-running the controller re-connects the stored strings.
+    assert train["kwargs/epochs"] == 7 and train["kwargs/node"] == "train_cnn_b"
+    assert not any("${pipeline." in str(v) for v in train.values())
     assert "kwargs/weights" not in train  # a new weights file retrains the transfer models alone
     assert train["kwargs_artifacts/manifest"] == "${register_dataset.id}.manifest"
     assert train["kwargs_artifacts/class_weights"] == "${class_weights.id}.class_weights"
@@ -235,10 +245,11 @@ def spy(**kwargs):
     seen.update(kwargs)
     return {"trained": None, "dataset_hash": kwargs["dataset_hash"]}
 steps.train_model.train_model = spy
-controller = build_controller({"models": "cnn_b"})
-controller._pipeline_args.update(epochs="20", lr="0.003", allow_cpu="true", image_size="64")  # as the UI stores them
+# As an agent re-running an edited clone reads them (stored_parameters): strings, 'yes' for a flag.
+controller = build_controller({"models": "cnn_b", "epochs": "20", "lr": "0.003", "allow_cpu": "yes",
+                               "image_size": "64"})
 node = controller._nodes["train_cnn_b"]
-kwargs = {key.split("/", 1)[1]: controller._parse_step_ref(value)
+kwargs = {key.split("/", 1)[1]: str(controller._parse_step_ref(value))  # a task's parameters are strings
           for key, value in node.parameters.items() if key.startswith("kwargs/")}
 kwargs.update(manifest="m.csv", dataset_hash="h", dataset_id="ds", class_weights={"a": 1.0})  # upstream artifacts
 run_step(**kwargs)
@@ -258,18 +269,53 @@ def test_a_parameter_edited_as_a_string_reaches_the_step_with_its_declared_type(
     assert "code" not in seen and "node" not in seen
 
 
-def test_every_step_task_is_put_in_the_configured_image_before_it_runs():
+def test_each_step_task_is_made_as_configured_before_it_runs():
+    """ClearML calls the pre-execute callback before it creates the step's task (node.job is None then, as in
+    clearml/automation/controller.py `_launch_node`), and then creates the task with node.task_factory_func from the
+    definition stored by the run that was cloned: the task gets the configured image and loses the arguments of
+    models the edit removed. (The server test of an edited clone runs this against the SDK's own factory.)"""
     from types import SimpleNamespace
 
-    from pipelines.clearml_pipeline import run_in
+    from pipelines.clearml_pipeline import as_configured
 
-    class Task:
+    class StoredTask:
+        def __init__(self):
+            self.parameters = {"kwargs/node": "evaluate", "kwargs_artifacts/trained_cnn_b": "${train_cnn_b.id}.trained",
+                               "kwargs_artifacts/trained_cnn_a": "${train_cnn_a.id}.trained", "Args/x": "1"}
+
+        def get_parameters(self, backwards_compatibility=True):
+            return dict(self.parameters)
+
+        def delete_parameter(self, key):
+            del self.parameters[key]
+
         def set_base_docker(self, docker_image):
             self.image = docker_image
 
-    node = SimpleNamespace(job=SimpleNamespace(task=Task()))
-    assert run_in("brain-tumor-clearml:9.9.9")(None, node, {}) is True
-    assert node.job.task.image == "brain-tumor-clearml:9.9.9"
+    node = SimpleNamespace(name="evaluate", job=None, task_factory_func=lambda n: StoredTask())
+    wanted = {"kwargs/node": "evaluate", "kwargs_artifacts/trained_cnn_b": "${train_cnn_b.id}.trained"}
+    callback = as_configured("brain-tumor-clearml:9.9.9")
+    assert callback(None, node, dict(wanted)) is True
+    task = node.task_factory_func(node)
+    assert task.image == "brain-tumor-clearml:9.9.9"
+    assert task.parameters == {**wanted, "Args/x": "1"}  # cnn_a's stale reference is gone; other sections stay
+    assert callback(None, node, dict(wanted)) is True  # a second launch of the node wraps the stored factory once
+    assert node.task_factory_func(node).image == "brain-tumor-clearml:9.9.9"
+
+
+def test_a_run_that_did_not_finish_every_step_is_reported_as_failed():
+    """ClearML marks the controller completed even when its thread died before launching the next step."""
+    from types import SimpleNamespace
+
+    from pipelines.clearml_pipeline import outcome
+
+    def node(name, executed, failed=None):
+        job = None if failed is None else SimpleNamespace(is_failed=lambda: failed)
+        return SimpleNamespace(name=name, executed=executed, job=job)
+
+    assert outcome([node("a", "t1", False), node("b", "t2", False)]) == []
+    assert outcome([node("a", "t1", False), node("train_x", "t2", True), node("c", None)]) == [
+        "step train_x failed", "step c did not run"]
 
 
 def test_only_failures_that_may_pass_are_retried():
@@ -335,3 +381,27 @@ def test_an_agent_without_the_package_gets_a_clear_message(tmp_path):
     assert result.returncode == 1
     assert "cannot import the brain-tumor-clearml package" in result.stderr and "--docker" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_steps_shared_files_leave_out_the_pixel_cache_and_offline_sessions(tmp_path):
+    """The run files a step shares hold what it wrote, never the decoded pixel cache (hundreds of MB, re-made on any
+    machine) or ClearML's offline sessions; the archive is written to disk, not built in memory."""
+    from pipelines.executor import FILES_ARTIFACT, _run_files, share_files
+
+    class Task:
+        id, artifacts = "t1", {}
+
+        def upload_artifact(self, name, artifact_object, wait_on_upload):
+            with zipfile.ZipFile(artifact_object) as archive:
+                self.names = sorted(archive.namelist())
+            self.artifacts[name] = type("Artifact", (), {"url": f"http://files/{name}"})()
+
+    run = tmp_path / "run"
+    before = _run_files(run) if run.is_dir() else {}
+    for name in ("metrics/cnn_a.json", "cache/pixels-128px.u8", "clearml/offline/s.zip", "models/cnn_a/model.keras"):
+        (run / name).parent.mkdir(parents=True, exist_ok=True)
+        (run / name).write_bytes(b"x")
+    task = Task()
+    assert share_files(task, run, before) == f"http://files/{FILES_ARTIFACT}"
+    assert task.names == ["metrics/cnn_a.json"]
+    assert not list((run / "cache").glob("*.zip"))  # the archive is gone once uploaded

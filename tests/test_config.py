@@ -42,7 +42,8 @@ def test_the_command_options_are_the_parameters_with_their_defaults(command, sco
     for f in parameters(scope):
         assert getattr(args, f.name) == f.default, f.name
     assert {f.name for f in parameters()} - {f.name for f in parameters(scope)} == (
-        {"max_parallel"} if scope == "server" else {"gpu_queue", "cpu_queue", "docker_image", "allow_cpu"})
+        {"max_parallel"} if scope == "server" else {"gpu_queue", "cpu_queue", "docker_image", "allow_cpu",
+                                                  "stale_minutes"})
     help_text = " ".join(parser._subparsers._group_actions[0].choices[command].format_help().split())
     for f in parameters(scope):
         assert flag(f) in help_text and " ".join(f.metadata["help"].split()) in help_text

@@ -248,10 +248,94 @@ def test_compose_agents_start_task_containers_that_reach_the_server():
         assert "/var/run/docker.sock:/var/run/docker.sock" in service["volumes"], name
         host_folders.add(host)
         # task containers join the compose network, where http://apiserver:8008 resolves
-        assert env["CLEARML_AGENT_EXTRA_DOCKER_ARGS"].split() == ["--network", network], name
+        args = env["CLEARML_AGENT_EXTRA_DOCKER_ARGS"].split()
+        assert command_option(args, "--network") == network, name
     assert len(host_folders) == len(agents())  # one folder per agent
     header = COMPOSE_FILE.read_text().split("\nservices:")[0]
     assert all(folder.rsplit("/", 1)[1] in header for folder in host_folders)  # the host preparation creates them
+
+
+# ---------------------------------------------------------------- the image as it is
+
+# What ClearML's services image runs (github.com/clearml/clearml-agent, docker/services/entrypoint.sh):
+#   clearml-agent daemon $DAEMON_OPTIONS --queue $QUEUES --docker "$CLEARML_AGENT_DEFAULT_BASE_DOCKER" --cpu-only
+#   $CLEARML_AGENT_EXTRA_ARGS, with DAEMON_OPTIONS defaulting to "--services-mode --create-queue".
+def daemon_args(service: dict, env: dict) -> list:
+    if script_entry(service):
+        return service["command"]
+    return ["--services-mode", "--create-queue", "--queue", env.get("CLEARML_AGENT_QUEUES", "services"), "--docker",
+            env["CLEARML_AGENT_DEFAULT_BASE_DOCKER"], "--cpu-only", *env.get("CLEARML_AGENT_EXTRA_ARGS", "").split()]
+
+
+def image_env() -> dict:
+    """The ENV the Dockerfile sets (its `ENV A=1 \\ B=2` lines)."""
+    return dict(re.findall(r"(?:^ENV|\\\n)\s+([A-Z_]+)=(\S+)", DOCKERFILE, re.MULTILINE))
+
+
+# The real clearml-agent (installed with the project) builds the `docker run` command it would start a task with,
+# from a compose service's environment and daemon options; only its login to the server is skipped.
+AGENT_PROBE = """
+import json, sys
+from clearml_agent.backend_api.session import token_manager
+token_manager.TokenManager.refresh_token = lambda self: None
+from clearml_agent.commands.worker import Worker
+from clearml_agent.interface import get_parser
+args = get_parser().parse_args(["daemon", *sys.argv[1:]])
+worker = Worker()
+worker._standalone_mode, worker._services_mode = args.standalone_mode, args.services_mode  # as daemon() sets them
+_, docker_cmd = worker.get_docker_config_cmd(args.docker)
+cmd = docker_cmd(docker_image=args.docker[0], docker_arguments=None, docker_bash_setup_script=None, env_task_id="t1")
+print("PROBE=" + json.dumps({"standalone": bool(args.standalone_mode), "cmd": cmd}))
+"""
+
+
+def agent_docker_command(tmp_path: Path, env: dict, args: list) -> dict:
+    host, _, _ = env["CLEARML_AGENT_DOCKER_HOST_MOUNT"].partition(":")
+    run_env = {**env, "PATH": os.environ["PATH"], "HOME": str(tmp_path), "TMPDIR": str(tmp_path),
+               "CLEARML_CONFIG_FILE": str(tmp_path / "none.conf"), "CLEARML_API_HOST": "http://apiserver:8008",
+               "CLEARML_AGENT_DOCKER_HOST_MOUNT": f"{host}:{tmp_path}/.clearml"}  # the agent copies its config there
+    result = subprocess.run([sys.executable, "-c", AGENT_PROBE, *args], env=run_env, capture_output=True, text=True,
+                            timeout=120, check=False)
+    line = next((x for x in result.stdout.splitlines() if x.startswith("PROBE=")), None)
+    assert line, result.stdout + result.stderr
+    return json.loads(line[len("PROBE="):])
+
+
+def test_compose_agents_and_the_image_say_use_the_image_as_it_is():
+    image = image_env()
+    assert image["CLEARML_AGENT_SKIP_PYTHON_ENV_INSTALL"] == "1"
+    assert image["CLEARML_AGENT_SKIP_PIP_VENV_INSTALL"] == image["LOCAL_PYTHON"] == "/usr/local/bin/python3"
+    assert re.search(r"python -I -c \"import [\w, ]*\bclearml_agent\b", DOCKERFILE)  # standalone runs the image's
+    for name, service in agents().items():
+        env = service_env(service, USER_ENV)
+        assert "--standalone-mode" in daemon_args(service, env), name
+        assert env["CLEARML_AGENT__AGENT__DOCKER_INSTALL_OPENCV_LIBS"] == "false", name
+        assert env["CLEARML_AGENT_SKIP_PIP_VENV_INSTALL"] == image["CLEARML_AGENT_SKIP_PIP_VENV_INSTALL"], name
+        extra = env["CLEARML_AGENT_EXTRA_DOCKER_ARGS"].split()
+        assert ["-e", "CLEARML_AGENT_SKIP_PYTHON_ENV_INSTALL=1"] == extra[extra.index("-e"):][:2], name
+
+
+def test_each_agent_starts_its_task_containers_without_installing_anything(tmp_path):
+    """The `docker run` command clearml-agent builds for each compose agent: the task container runs the image's
+    own clearml-agent with the image's Python, and nothing is installed at its start (agent 3.0's set-up script would
+    apt-get opencv libraries, pin pip below 22.3 and `pip install -U clearml-agent`)."""
+    for name, service in agents().items():
+        env = service_env(service, USER_ENV)
+        probe = agent_docker_command(tmp_path / name, env, daemon_args(service, env))
+        cmd, script = probe["cmd"], probe["cmd"][-1]
+        assert probe["standalone"], name  # the agent then runs `clearml_agent execute --standalone-mode` in it
+        assert cmd[cmd.index("bash") - 1] == f"{IMAGE}:{__version__}", name
+        assert "pip install" not in script and "apt-get" not in script, (name, script)
+        assert script.rstrip().endswith("$LOCAL_PYTHON -u -m clearml_agent"), (name, script)  # the image's ENV
+        passed = {cmd[i + 1] for i, arg in enumerate(cmd) if arg == "-e"}
+        assert {"CLEARML_AGENT_SKIP_PYTHON_ENV_INSTALL=1", "CLEARML_AGENT_SKIP_PIP_VENV_INSTALL=/usr/local/bin/python3"
+                } <= passed, (name, passed)
+    # Without --standalone-mode the same agent would install: the probe sees what the agent really does.
+    gpu = next(s for s in agents().values() if "--gpus" in (s.get("command") or []))
+    env = service_env(gpu, USER_ENV)
+    script = agent_docker_command(tmp_path / "installing", env,
+                                  [a for a in gpu["command"] if a != "--standalone-mode"])["cmd"][-1]
+    assert "pip install -U clearml-agent" in script and "libsm6" not in script  # opencv libraries off by config
 
 
 # ---------------------------------------------------------------- agent-entrypoint.sh

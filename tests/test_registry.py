@@ -140,7 +140,7 @@ def test_crowning_moves_the_champion_tag_across_the_pipeline_project(server, mon
             self.record["published"] = True
 
     monkeypatch.setattr(clearml, "Model", Model)
-    crown("m-new")
+    crown("m-new", "Brain Tumor MRI")
     tagged = {m["id"] for m in server.records if "champion" in m["tags"]}
     assert tagged == {"m-new"} and next(m for m in server.records if m["id"] == "m-new")["published"]
 

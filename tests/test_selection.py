@@ -62,10 +62,11 @@ def test_the_step_writes_table_and_champion(tmp_path):
         path = tmp_path / f"{r['model']}.keras"
         path.write_bytes(r["model"].encode())
         refs[r["model"]] = str(path)
-    decision = select_champion(ROWS, refs, [], str(tmp_path), "val_macro_f1")
+    decision = select_champion(ROWS, refs, [], str(tmp_path), "val_macro_f1", "Brain Tumor MRI", "if-better")
     assert decision["champion"] == "cnn_c" and decision["value"] == 0.9
     assert (tmp_path / "champion.keras").read_bytes() == b"cnn_c"
-    assert json.loads((tmp_path / "champion.json").read_text())["why"] == decision["why"]
+    recorded = json.loads((tmp_path / "champion.json").read_text())
+    assert recorded["why"] == decision["why"] and recorded["promotion"]["why"] == "offline: no model registry"
     table = pd.read_csv(tmp_path / "comparison.csv")
     assert table["model"].tolist() == ["cnn_a", "cnn_c", "resnet50"]
     assert table.loc[table["champion"], "model"].item() == "cnn_c"
@@ -82,7 +83,7 @@ def test_the_step_on_a_fresh_agent_makes_its_own_run_folder(tmp_path, monkeypatc
     agent = tmp_path / "agent"
     agent.mkdir()
     monkeypatch.chdir(agent)  # nothing here: no run folder, no earlier step's files
-    decision = select_champion(ROWS, refs, [], "runs/pipeline", "val_macro_f1")
+    decision = select_champion(ROWS, refs, [], "runs/pipeline", "val_macro_f1", "Brain Tumor MRI", "if-better")
     assert decision["champion"] == "cnn_c"
     assert (agent / "runs" / "pipeline" / "comparison.csv").is_file()
     assert "No report.html here" in capsys.readouterr().out  # says why, and carries on
