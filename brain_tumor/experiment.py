@@ -134,40 +134,40 @@ def train_and_save(prepared: PreparedData, model_name: str, config, out_dir: Pat
     image_size = prepared.scanned.image_size
     recipe = config.recipe
     spec = spec_dict(model_name)
-    resolved = mixed.use(precision)
+    with mixed.scoped(precision) as resolved:  # undone when training ends (evaluation runs in float32)
 
-    def build():
-        return build_model(model_name, image_size, len(names), weights, normalize=recipe.normalize)
+        def build():
+            return build_model(model_name, image_size, len(names), weights, normalize=recipe.normalize)
 
-    model = build()
-    train, val = prepared.subset("train"), prepared.subset("val")
-    if class_weight is None:
-        class_weight = balanced_class_weights(train[1], len(names))
-    print(f"Training {model_name}: {len(train[1])} train / {len(val[1])} validation images, "
-          f"{count_params(model)['total']:,} parameters, {resolved}, class weights "
-          + ", ".join(f"{names[c]} {w:.3f}" for c, w in class_weight.items()))
-    start = time.perf_counter()
-    saving = {} if not checkpoint_key else {"checkpoint_key": checkpoint_key, "on_checkpoint": on_checkpoint}
-    checkpoints = out_dir / "checkpoint"
-    history = fit(model, train, val, len(names), config, class_weight, on_epoch=on_epoch,
-                  checkpoint=checkpoints / "train" if saving else None, **saving)
-    best = best_epoch(history, recipe.monitor)
-    if fine_tune_layers and spec["family"] == "transfer":
-        frozen = model.get_weights()
-        opened = unfreeze_top(model, fine_tune_layers)
-        print(f"Fine-tuning the top {fine_tune_layers} layers of the backbone ({opened} with weights) at a tenth of "
-              f"the learning rate")
-        tuned = fit(model, train, val, len(names), config, class_weight, lr_scale=0.1, stage="fine-tune",
-                    on_epoch=on_epoch and (lambda row: on_epoch({**row, "epoch": row["epoch"] + len(history)})),
-                    checkpoint=checkpoints / "fine-tune" if saving else None, **saving)
-        tuned = [{**row, "epoch": row["epoch"] + len(history)} for row in tuned]
-        candidate = best_epoch(tuned, recipe.monitor)
-        if best_epoch([best, candidate], recipe.monitor) is candidate:
-            best = candidate
-        else:  # fine-tuning never beat the frozen stage: keep the frozen stage's best weights
-            model.set_weights(frozen)
-        history += tuned
-    model = mixed.float32_copy(model, build)
+        model = build()
+        train, val = prepared.subset("train"), prepared.subset("val")
+        if class_weight is None:
+            class_weight = balanced_class_weights(train[1], len(names))
+        print(f"Training {model_name}: {len(train[1])} train / {len(val[1])} validation images, "
+              f"{count_params(model)['total']:,} parameters, {resolved}, class weights "
+              + ", ".join(f"{names[c]} {w:.3f}" for c, w in class_weight.items()))
+        start = time.perf_counter()
+        saving = {} if not checkpoint_key else {"checkpoint_key": checkpoint_key, "on_checkpoint": on_checkpoint}
+        checkpoints = out_dir / "checkpoint"
+        history = fit(model, train, val, len(names), config, class_weight, on_epoch=on_epoch,
+                      checkpoint=checkpoints / "train" if saving else None, **saving)
+        best = best_epoch(history, recipe.monitor)
+        if fine_tune_layers and spec["family"] == "transfer":
+            frozen = model.get_weights()
+            opened = unfreeze_top(model, fine_tune_layers)
+            print(f"Fine-tuning the top {fine_tune_layers} layers of the backbone ({opened} with weights) at a "
+                  f"tenth of the learning rate")
+            tuned = fit(model, train, val, len(names), config, class_weight, lr_scale=0.1, stage="fine-tune",
+                        on_epoch=on_epoch and (lambda row: on_epoch({**row, "epoch": row["epoch"] + len(history)})),
+                        checkpoint=checkpoints / "fine-tune" if saving else None, **saving)
+            tuned = [{**row, "epoch": row["epoch"] + len(history)} for row in tuned]
+            candidate = best_epoch(tuned, recipe.monitor)
+            if best_epoch([best, candidate], recipe.monitor) is candidate:
+                best = candidate
+            else:  # fine-tuning never beat the frozen stage: keep the frozen stage's best weights
+                model.set_weights(frozen)
+            history += tuned
+        model = mixed.float32_copy(model, build)
     record = {"model": model_name, "spec": spec, "params": count_params(model), "recipe": asdict(recipe),
               "batch_size": config.batch_size, "seed": config.seed, "precision": resolved,
               "class_names": names, "image_size": image_size, "crop": prepared.scanned.crop,

@@ -176,6 +176,8 @@ def read_metadata(path: str | Path) -> dict:
 
 def load_model(path: str | Path):
     """Load in Keras' safe mode (no code from the file runs). Returns (model, metadata)."""
+    from . import ensemble  # noqa: F401 (registers the ensemble's own layers, e.g. its mirror image, by name)
+
     metadata = read_metadata(path)
     try:
         return keras.saving.load_model(path, safe_mode=True, compile=False), metadata

@@ -5,6 +5,7 @@ mixed_bfloat16 policy trains the project's CNNs no faster there). Each model's s
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import keras
@@ -34,14 +35,32 @@ def resolve(precision: str) -> str:
     return "bfloat16" if cpu_has_bfloat16() else "float32"
 
 
+BFLOAT16_REWRITE = "auto_mixed_precision_onednn_bfloat16"  # TensorFlow's graph option: process-wide once set
+
+
+@contextlib.contextmanager
+def scoped(precision: str):
+    """Train in `precision` inside the block (yields what it resolved to); on leaving it, the Keras policy and
+    TensorFlow's graph options are what they were, so evaluation, prediction and the next model compute in the
+    precision they ask for. Without this, the bfloat16 rewrite stays on for every graph the process builds later."""
+    policy = keras.mixed_precision.global_policy()
+    options = tf.config.optimizer.get_experimental_options()
+    try:
+        yield use(precision)
+    finally:
+        keras.mixed_precision.set_global_policy(policy)
+        tf.config.optimizer.set_experimental_options({**options, BFLOAT16_REWRITE: options.get(BFLOAT16_REWRITE,
+                                                                                                 False)})
+
+
 def use(precision: str) -> str:
-    """Set this process up to train in `precision` (before the model is built); returns what it resolved to."""
+    """Set this process up to train in `precision` (before the model is built); returns what it resolved to. Use it
+    through `scoped`, which undoes it."""
     resolved = resolve(precision)
     gpu = bool(tf.config.list_physical_devices("GPU"))
     policy = {"float16": "mixed_float16", "bfloat16": "mixed_bfloat16" if gpu else "float32"}.get(resolved, "float32")
     keras.mixed_precision.set_global_policy(policy)
-    tf.config.optimizer.set_experimental_options(
-        {"auto_mixed_precision_onednn_bfloat16": resolved == "bfloat16" and not gpu})
+    tf.config.optimizer.set_experimental_options({BFLOAT16_REWRITE: resolved == "bfloat16" and not gpu})
     if resolved == "bfloat16" and not gpu and not cpu_has_bfloat16():
         print("warning: this CPU has no bfloat16 instructions: bfloat16 is emulated here, slower than float32")
     return resolved

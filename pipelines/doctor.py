@@ -106,17 +106,26 @@ def put_sample(output_uri: str, project: str) -> tuple[str, str]:
 
 
 def create_probe(queue: str, config: PipelineConfig, sample: tuple[str, str], output_uri: str, dry_run=False):
-    """The probe task, created from its function as pipeline steps are, in the project's image (`dry_run`: its
-    definition only)."""
+    """The probe task, created from its function as PipelineController creates a function step: the definition
+    (`dry_run`: only that), then a task made from it, in the project's image. (Asked to create the task itself, the
+    SDK's create_task_from_function fails with a function's arguments: it iterates their dict without `.items()`,
+    clearml 2.1.12 populate.py.)"""
+    from clearml import Task
     from clearml.backend_interface.task.populate import CreateFromFunction
 
     from .doctor_probe import probe
 
-    return CreateFromFunction.create_task_from_function(
+    name = f"doctor probe ({queue})"
+    definition = CreateFromFunction.create_task_from_function(
         a_function=probe, function_kwargs={"sample_url": sample[0], "sample_sha256": sample[1]},
-        function_return=["report"], project_name=config.project, task_name=f"doctor probe ({queue})", task_type="qc",
+        function_return=["report"], project_name=config.project, task_name=name, task_type="qc",
         docker=config.docker_image, output_uri=output_uri, auto_connect_frameworks=False,
-        auto_connect_arg_parser=False, dry_run=dry_run)
+        auto_connect_arg_parser=False, dry_run=True)
+    if dry_run:
+        return definition
+    task = Task.create(project_name=config.project, task_name=name, task_type="qc")
+    task.update_task(definition)
+    return task
 
 
 def probe_result(task) -> tuple[str, dict | None, str]:

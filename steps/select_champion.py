@@ -130,6 +130,6 @@ def mark_candidate(model_id: str) -> None:
     from clearml import Model
 
     model = Model(model_id)
-    if CANDIDATE not in model.tags:
+    if CANDIDATE not in model.tags and CHAMPION_TAG not in model.tags:  # a holder re-selected keeps its tag
         model.tags = [*model.tags, CANDIDATE]
     model.publish()

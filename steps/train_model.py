@@ -11,7 +11,7 @@ from brain_tumor.errors import UserError
 from brain_tumor.experiment import train_and_save
 from brain_tumor.model_specs import get_spec
 
-from . import registry
+from . import checkpoints, registry
 from .registry import step_data
 from .tracking import STEP_KEY_ENV, current_task, report_images, report_scalars, report_text, upload_artifact
 
@@ -54,8 +54,8 @@ def train_model(model: str, manifest: str, dataset_hash: str, class_weights: dic
     task = current_task()
     uploads = None
     if task is not None and not task.is_offline():  # on a server the checkpoint also goes up: a retry resumes it
-        registry.restore_checkpoint(task, out / "checkpoint")
-        uploads = registry.CheckpointUploads(task, out / "checkpoint")  # the folder restore_checkpoint fills
+        checkpoints.restore_checkpoint(task, out / "checkpoint")
+        uploads = checkpoints.CheckpointUploads(task, out / "checkpoint")  # the folder restore_checkpoint fills
     try:
         keras_model, record = train_and_save(prepared, model, config, out,
                                              None if weights.lower() == "none" else weights,

@@ -1,4 +1,4 @@
-"""A training's checkpoint goes up after every epoch without holding the training up (steps/registry.py
+"""A training's checkpoint goes up after every epoch without holding the training up (steps/checkpoints.py
 CheckpointUploads): a slow fake upload in place of ClearML's, the checkpoint folder written as checkpoint.py writes it
 (each file replaced whole)."""
 
@@ -15,7 +15,7 @@ import pytest
 from brain_tumor.files import write_text
 from brain_tumor.recipe import SEED
 from pipelines.config import PipelineConfig
-from steps import registry
+from steps import checkpoints
 
 SLOW = 0.4  # seconds each fake upload takes
 
@@ -67,7 +67,7 @@ def test_each_epoch_returns_at_once_and_the_newest_checkpoint_goes_up_in_order(t
     release = threading.Event()
     task = SlowTask(release)
     folder = tmp_path / "checkpoint"
-    uploads = registry.CheckpointUploads(task, folder)
+    uploads = checkpoints.CheckpointUploads(task, folder)
     uploads(save_epoch(folder, 1))  # returns while its upload is blocked
     assert task.started.wait(10)
     start = time.monotonic()
@@ -78,7 +78,7 @@ def test_each_epoch_returns_at_once_and_the_newest_checkpoint_goes_up_in_order(t
     uploads.wait()
     assert [epoch_of(u) for u in task.uploads] == [1, 3]
     assert task.uploads[1]["files"]["train/weights.weights.h5"] == "weights 3"  # one epoch's files, not a mix
-    assert all(u["name"] == registry.CHECKPOINT and u["wait"] for u in task.uploads)
+    assert all(u["name"] == checkpoints.CHECKPOINT and u["wait"] for u in task.uploads)
     assert task.flushes == [True]
     assert not uploads._scratch.exists()  # the snapshots are gone
 
@@ -86,7 +86,7 @@ def test_each_epoch_returns_at_once_and_the_newest_checkpoint_goes_up_in_order(t
 def test_a_slow_upload_does_not_slow_the_epochs(tmp_path):
     task = SlowTask()
     folder = tmp_path / "checkpoint"
-    uploads = registry.CheckpointUploads(task, folder)
+    uploads = checkpoints.CheckpointUploads(task, folder)
     took = []
     for epoch in range(1, 4):
         start = time.monotonic()
@@ -103,7 +103,7 @@ def test_a_failed_upload_warns_and_the_training_goes_on(tmp_path, capsys):
         def upload_artifact(self, *args, **kwargs):
             raise ConnectionError("files server unreachable")
 
-    uploads = registry.CheckpointUploads(Failing(), tmp_path / "checkpoint")
+    uploads = checkpoints.CheckpointUploads(Failing(), tmp_path / "checkpoint")
     uploads(save_epoch(tmp_path / "checkpoint", 1))
     uploads.wait()
     assert "warning: the checkpoint upload failed (files server unreachable)" in capsys.readouterr().out

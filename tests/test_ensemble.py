@@ -53,6 +53,20 @@ def test_the_saved_ensemble_is_the_weighted_vote_and_loads_safely(tmp_path, tta)
     assert np.allclose(loaded.predict(pixels, verbose=0), expected, atol=1e-5)
 
 
+def test_a_saved_ensemble_with_mirror_images_loads_in_a_fresh_process(tmp_path):
+    """As `brain-tumor predict champion` loads it: a process that never imported the ensemble module (found on the
+    server: the mirror-image layer was unknown there, and a TTA ensemble champion could not be served)."""
+    import subprocess
+    import sys
+
+    members = {name: build_model(name, 32, 4) for name in ("cnn_a", "cnn_b")}
+    path = save_model(build_ensemble(members, {"cnn_b": 0.5, "cnn_a": 0.5}, True, 32), tmp_path / "ensemble.keras",
+                      {"model_name": "ensemble", "class_names": list("abcd"), "image_size": 32})
+    code = "import sys; from brain_tumor.predict import load_checked; print(load_checked(sys.argv[1])[1]['model_name'])"
+    result = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0 and result.stdout.split()[-1] == "ensemble", result.stderr[-2000:]
+
+
 def test_grad_cam_explains_an_ensemble_through_its_heaviest_member():
     from brain_tumor.gradcam import explained_model, gradcam
 

@@ -198,7 +198,7 @@ from pathlib import Path
 from clearml import Task
 Task.set_offline(True)
 Task._report_subprocess_enabled = False
-from steps.registry import restore_checkpoint, upload_checkpoint
+from steps.checkpoints import restore_checkpoint, upload_checkpoint
 root = Path(sys.argv[1])
 task = Task.init(project_name="p", task_name="train_cnn_b")
 (root / "first" / "train").mkdir(parents=True)

@@ -23,7 +23,7 @@ def clone_and_run(server, launched, edits: dict) -> dict:
 
 
 def test_an_edited_clone_runs_exactly_the_edited_models_with_the_edited_values(launched, server):
-    edits = {"models": "cnn_b,cnn_c", "epochs": "2", "allow_cpu": "yes",
+    edits = {"models": "cnn_b,cnn_c", "epochs": "2", "allow_cpu": "yes", "promote": "never",
              "dataset_id": f"{server.project}/brain-tumor-mri"}  # a PROJECT/NAME reference, as a user types it
     controller = clone_and_run(server, launched, edits)
     steps = server.api.steps_of(controller["id"])
@@ -39,6 +39,14 @@ def test_an_edited_clone_runs_exactly_the_edited_models_with_the_edited_values(l
     # The same data and arguments: the dataset step is the first run's, reused; the edited trainings ran anew.
     assert steps["register_dataset"]["id"] == launched["steps"]["register_dataset"]["id"]
     assert steps["train_cnn_b"]["id"] != launched["steps"]["train_cnn_b"]["id"]
+    # promote=never: its champion is registered as a candidate; the champion tag stays with the first run's
+    chosen = server.api.models(id=[server.api.parameters(steps["select_champion"])["return/source"]])[0]
+    assert chosen["ready"] is True and "candidate" in chosen["tags"] and "champion" not in chosen["tags"]
+    first = server.api.parameters(launched["steps"]["select_champion"])["return/source"]
+    projects = server.api.project_ids(server.project)
+    holders = server.api.models(project=projects, tags=["champion"], system_tags=["-archived"])
+    assert [m["id"] for m in holders] == [first]
+    assert "Promotion (never): " in server.api.console(steps["select_champion"]["id"])
 
 
 def test_a_bad_edit_fails_the_clone_before_any_step_with_every_problem(launched, server):
@@ -50,11 +58,13 @@ def test_a_bad_edit_fails_the_clone_before_any_step_with_every_problem(launched,
 
 
 def test_a_step_that_fails_on_bad_input_is_not_retried_and_fails_the_pipeline(launched, server):
-    controller = clone_and_run(server, launched, {"dataset_id": "0" * 32})  # no such dataset version
+    image = "brain-tumor-clearml:edited"  # and a new image: it reaches the steps rebuilt from stored definitions
+    controller = clone_and_run(server, launched, {"dataset_id": "0" * 32, "docker_image": image})  # no such version
     assert controller["status"] == "failed"
     steps = server.api.steps_of(controller["id"])
     register = steps["register_dataset"]
     assert register["status"] == "failed"
+    assert register["container"]["image"] == image
     assert "Could not fetch ClearML dataset" in server.api.console(register["id"])
     console = server.api.console(controller["id"])
     assert "not retrying" in console and "Retrying" not in console, console[-3000:]

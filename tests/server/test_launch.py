@@ -17,6 +17,8 @@ def test_every_node_of_a_launched_pipeline_completes(launched, server):
         declared = set(next(n for n in expand(["cnn_a", "cnn_b"]) if n.name == name).returns)
         uploaded = {key for key, a in server.api.artifacts(task).items() if a.get("mode") != "input"}
         assert not {"manifest", "data_report", "files"} & uploaded - declared, (name, uploaded)
+        for key in uploaded & declared:  # results are JSON, and not named as pickles
+            assert not server.api.artifacts(task)[key]["uri"].endswith(".pkl"), (name, key)
 
 
 def test_the_champion_is_published_tagged_and_the_report_is_on_the_pipeline(launched, server):
@@ -25,6 +27,7 @@ def test_the_champion_is_published_tagged_and_the_report_is_on_the_pipeline(laun
     assert len(champions) == 1 and champions[0]["ready"] is True  # published
     decision = server.api.parameters(launched["steps"]["select_champion"])
     assert champions[0]["name"] == f"brain-tumor {decision['champion/model']}"
+    assert champions[0]["id"] == decision["return/source"]
     assert "report" in server.api.artifacts(server.api.task(launched["controller"]["id"]))
 
 
