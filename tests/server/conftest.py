@@ -18,7 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from api import Api
+
+from .api import Api
+from .runs import launch_args, pipeline_id
 
 REPO = Path(__file__).resolve().parents[2]
 SERVER_STASH = "BRAIN_TUMOR_TEST_SERVER"  # set by the root conftest: the server's variables, as JSON
@@ -75,22 +77,6 @@ def server_data(tmp_path_factory):
     from brain_tumor.synthetic import write_dataset
 
     return write_dataset(tmp_path_factory.mktemp("server-data") / "data", 12, 4, size=32, seed=5)
-
-
-TINY = ("--image-size", "32", "--epochs", "1", "--allow-cpu")  # trainings of seconds on a CPU agent
-
-
-def launch_args(server: Server, data: Path, models: str, *extra: str) -> list[str]:
-    return ["launch", "--data", str(data), "--models", models, *TINY, "--project", server.project,
-            "--gpu-queue", server.queues["gpu"], "--cpu-queue", server.queues["default"], *extra]
-
-
-def pipeline_id(output: str) -> str:
-    """The controller task's id, from `launch`'s output ("Pipeline <id>: <page>")."""
-    for line in output.splitlines():
-        if line.startswith("Pipeline ") and ":" in line:
-            return line.split()[1].rstrip(":")
-    raise AssertionError(f"launch printed no pipeline id:\n{output[-3000:]}")
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,7 @@ import subprocess
 import sys
 import time
 
-from conftest import launch_args, pipeline_id
+from .runs import launch_args, pipeline_id
 
 QUEUE = "gpu-retry"  # this test's own queue, with two agents it starts and kills
 

@@ -4,8 +4,9 @@ data again reuses them. Run with the controller here (`--controller-local`) and 
 
 import shutil
 
-from conftest import launch_args, pipeline_id
 from PIL import Image
+
+from .runs import launch_args, pipeline_id
 
 
 def changed_copy(data, folder):

@@ -1,0 +1,1 @@
+"""End-to-end tests against a ClearML server (a package: its modules never shadow tests/conftest.py)."""
