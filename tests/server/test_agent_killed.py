@@ -33,10 +33,12 @@ def wait_for(predicate, timeout: float, what: str):
 
 
 def test_a_training_whose_agent_dies_is_retried_elsewhere_and_resumes(launched, server, server_data, tmp_path):
-    agents = {f"{server.project}:retry-{n}": start_agent(server, tmp_path, n) for n in (1, 2)}
+    agents = {}
     try:
-        wait_for(lambda: {w["id"] for w in server.api.call("workers.get_all")["workers"]} >= set(agents), 120,
-                 "the two agents to register")
+        for n in (1, 2):  # one after the other: the first creates the queue (two at once race to create it)
+            agents[f"{server.project}:retry-{n}"] = start_agent(server, tmp_path, n)
+            wait_for(lambda: {w["id"] for w in server.api.call("workers.get_all")["workers"]} >= set(agents), 180,
+                     f"agent {n} to register")
         args = launch_args(server, server_data, "cnn_b", "--controller-local", "--stale-minutes", "1")
         args[args.index("--epochs") + 1] = "150"
         args[args.index("--gpu-queue") + 1] = QUEUE
