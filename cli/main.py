@@ -3,6 +3,8 @@
     brain-tumor demo                                   the whole pipeline on generated data, minutes on a CPU
     brain-tumor run --data ROOT                        the pipeline: 4 models in parallel → champion
     brain-tumor launch --data ROOT                     the same pipeline on a ClearML server, trainings on GPU agents
+    brain-tumor tune --model cnn_b --data ROOT         search a model's recipe on validation (Optuna, no server)
+    brain-tumor run --config best.yaml --data ROOT     run, launch and tune also take a YAML or JSON file
     brain-tumor doctor                                 what works on the server and its agents, and the fixes
     brain-tumor train --data ROOT --model cnn_a        one model on a real folder
     brain-tumor evaluate RUN/model.keras FOLDER        a saved model on any labelled folder (or a manifest split)
@@ -24,8 +26,9 @@ from pathlib import Path
 from brain_tumor.errors import UserError
 from brain_tumor.model_specs import MODEL_SPECS
 from brain_tumor.recipe import Recipe
+from brain_tumor.selection import CHAMPION_METRICS
 
-from .options import add_config_options, config_from_args
+from .options import add_config_options, config_from_args, file_values
 
 DATA_OPTIONS = ("data", "train_dir", "test_dir")
 TRAINING_OPTIONS = ("image_size", "val_fraction", "test_fraction", "seed", "recipe", *(f.name for f in fields(Recipe)),
@@ -33,6 +36,11 @@ TRAINING_OPTIONS = ("image_size", "val_fraction", "test_fraction", "seed", "reci
 # The demo: small images, few epochs, the custom CNNs and ResNet50 without ImageNet weights: minutes on a CPU.
 DEMO = {"run_dir": "runs/demo", "models": "cnn_a,cnn_b,cnn_c,resnet50", "epochs": 8, "image_size": 48,
         "weights": "none"}
+
+
+CONFIG_HELP = ("a YAML or JSON file of parameters (the options' names, e.g. `epochs: 10`); options typed here win "
+               "over it")
+TUNE_DEFAULTS = {"model": "cnn_b", "trials": 20, "objective": "val_macro_f1", "timeout_minutes": 0}
 
 
 def _quiet_tensorflow() -> None:
@@ -58,9 +66,11 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="run the pipeline locally: register data, class weights, train every "
                                           "model, evaluate, select the champion")
     add_config_options(run, "local")
+    run.add_argument("--config", metavar="FILE", help=CONFIG_HELP)
 
     launch = commands.add_parser("launch", help="run the pipeline on a ClearML server: trainings on GPU agents")
     add_config_options(launch, "server")
+    launch.add_argument("--config", metavar="FILE", help=CONFIG_HELP)
     launch.add_argument("--controller-queue", default="services", help="queue of the pipeline controller")
     mode = launch.add_mutually_exclusive_group()
     mode.add_argument("--controller-local", dest="mode", action="store_const", const="controller-local",
@@ -69,6 +79,23 @@ def build_parser() -> argparse.ArgumentParser:
                       help="run every step here, tracked on the server")
     mode.add_argument("--draft", dest="mode", action="store_const", const="draft",
                       help="store the pipeline on the server without running it (clone, edit, enqueue in the web UI)")
+
+    tune = commands.add_parser("tune", help="search one model's training recipe on the validation split (an Optuna "
+                                            "study in --out, no server): trials.csv, best.yaml, report.html")
+    add_config_options(tune, only=DATA_OPTIONS + TRAINING_OPTIONS + ("run_dir",), defaults={"run_dir": ""})
+    tune.add_argument("--config", metavar="FILE", help=CONFIG_HELP + "; its `search:` mapping sets ranges as --search")
+    tune.add_argument("--model", default=TUNE_DEFAULTS["model"], help=", ".join(MODEL_SPECS))
+    tune.add_argument("--trials", default=TUNE_DEFAULTS["trials"],
+                      help="trials the study holds when it ends (finished ones count: the same command with more "
+                           "continues it) (default: %(default)s)")
+    tune.add_argument("--objective", default=TUNE_DEFAULTS["objective"],
+                      help=f"validation metric to optimise: {', '.join(CHAMPION_METRICS)} (default: %(default)s)")
+    tune.add_argument("--search", action="append", default=[], metavar="NAME=KIND:...",
+                      help="a parameter's range, replacing its declared one (shown with each option): "
+                           "lr=log:1e-4:3e-3, label_smoothing=uniform:0:0.2, patience=int:2:8, "
+                           "augment=choice:none,light; a tunable option given a value is held at it instead")
+    tune.add_argument("--timeout-minutes", default=TUNE_DEFAULTS["timeout_minutes"],
+                      help="start no trial after this many minutes (0: no limit) (default: %(default)s)")
 
     doctor = commands.add_parser("doctor", help="check the ClearML server, its workers and what a task on each queue "
                                                 "can do (Python, TensorFlow, GPUs, files server); a fix per failure")
@@ -162,10 +189,10 @@ def cmd_evaluate(args) -> None:
         print(f"Saved {args.out}")
 
 
-def run_and_report(config) -> None:
+def run_and_report(config, config_file: dict | None = None) -> None:
     from pipelines.local_runner import run_pipeline
 
-    run_pipeline(config)
+    run_pipeline(config, config_file=config_file)
     out = Path(config.run_dir)
     print("\n" + (out / "comparison.md").read_text())
     print(f"Champion: {json.loads((out / 'champion.json').read_text())['why']}")
@@ -173,8 +200,13 @@ def run_and_report(config) -> None:
           f"steps/)")
 
 
+def config_record(args) -> dict | None:
+    file = getattr(args, "config_file", None)
+    return file.record() if file is not None else None
+
+
 def cmd_run(args) -> None:
-    run_and_report(config_from_args(args))
+    run_and_report(config_from_args(args), config_record(args))
 
 
 def cmd_demo(args) -> None:
@@ -195,9 +227,62 @@ def cmd_demo(args) -> None:
 def cmd_launch(args) -> None:
     from pipelines.launch import launch
 
-    code = launch(config_from_args(args), args.mode, args.controller_queue)
+    code = launch(config_from_args(args), args.mode, args.controller_queue, config_record(args))
     if code:
         raise UserError(f"The pipeline controller stopped with exit code {code} (its output is above).")
+
+
+def tune_arguments(args) -> tuple:
+    """The study's configuration, its own options (model, trials, objective, timeout) and its search space, from
+    the options, the configuration file and the defaults; every problem in one message."""
+    from pipelines.config import coerce_plain
+    from pipelines.search_space import parse_option, search_space, tunable
+
+    file = getattr(args, "config_file", None)
+    typed = getattr(args, "typed", set())
+    own, problems = {}, []
+    for name, default in TUNE_DEFAULTS.items():
+        value = getattr(args, name) if name in typed or file is None else file.extra.get(name, getattr(args, name))
+        try:
+            own[name] = coerce_plain(name, type(default), value)
+        except ValueError as error:
+            problems.append(str(error))
+            own[name] = default
+    if own["model"] not in MODEL_SPECS:
+        problems.append(f"model: {own['model']!r} is not one of {', '.join(MODEL_SPECS)}")
+    if own["trials"] < 1:
+        problems.append(f"trials: {own['trials']} (at least 1)")
+    if own["objective"] not in CHAMPION_METRICS:
+        problems.append(f"objective: {own['objective']!r} is not one of {', '.join(CHAMPION_METRICS)} "
+                        f"(validation metrics only)")
+    if own["timeout_minutes"] < 0:
+        problems.append(f"timeout_minutes: {own['timeout_minutes']} (0 for no limit, or more)")
+    if not (typed & {"run_dir"} or (file is not None and "run_dir" in file.values)):
+        args.run_dir = f"runs/tune-{own['model']}-{own['objective']}"  # the same command continues the same study
+    config = None
+    try:
+        config = config_from_args(args)
+    except UserError as error:
+        problems += str(error).splitlines()[1:]
+    given = {n for n in tunable() if n in typed or (file is not None and n in file.values)}
+    ranges = dict(file.search) if file is not None else {}
+    try:
+        ranges.update(parse_option(text) for text in args.search)
+        space = search_space(ranges, given)
+    except UserError as error:
+        problems += str(error).splitlines()[1:] or [str(error)]
+        space = None
+    if problems:
+        where = f" (from {file.path} and the command line)" if file is not None else ""
+        raise UserError(f"Invalid tune options{where}:\n  - " + "\n  - ".join(p.strip(" -") for p in problems))
+    return config, own, space
+
+
+def cmd_tune(args) -> None:
+    from pipelines.tune import tune
+
+    config, own, space = tune_arguments(args)
+    tune(config, own["model"], own["trials"], own["objective"], space, own["timeout_minutes"], config_record(args))
 
 
 def cmd_doctor(args) -> None:
@@ -276,14 +361,34 @@ def cmd_report(args) -> None:
 
 
 COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "run": cmd_run, "demo": cmd_demo, "launch": cmd_launch,
+            "tune": cmd_tune,
             "doctor": cmd_doctor, "import-offline": cmd_import_offline, "predict": cmd_predict, "app": cmd_app,
             "report": cmd_report}
 
 
+def typed_options(argv: list[str]) -> set[str]:
+    """The options the user typed (not their defaults): what a configuration file may not override. The same
+    parser with every default suppressed leaves only those in its namespace."""
+    parser = build_parser()
+    for action in parser._actions:  # noqa: SLF001 (argparse has no public accessor for its subcommands)
+        for command in getattr(action, "choices", None) or {}:
+            for option in action.choices[command]._actions:
+                option.default = argparse.SUPPRESS
+    return set(vars(parser.parse_args(argv))) - {"command"}
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
     _quiet_tensorflow()
     try:
+        if args.command in ("run", "launch", "tune"):
+            args.typed = typed_options(argv)
+        if getattr(args, "config", None):
+            from pipelines.config_file import read
+
+            args.config_file = read(args.config, extra_keys=tuple(TUNE_DEFAULTS) if args.command == "tune" else (),
+                                    allow_search=args.command == "tune")
         COMMANDS[args.command](args)
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)

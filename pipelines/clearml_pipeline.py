@@ -21,6 +21,7 @@ from pipelines.executor import DETERMINISTIC, FAILURE
 from steps.tracking import PIPELINE_NAME, task_tags
 
 LAUNCH_ENV = "BRAIN_TUMOR_LAUNCH"  # JSON set by `brain-tumor launch` for the controller it starts here
+CONFIG_FILE = "config file"  # the configuration object holding the file a run was started from (--config)
 RETRIES = 2  # for failures that may pass (network, storage, a killed agent); never for a deterministic one
 STEP_SECTIONS = ("kwargs", "kwargs_artifacts")  # where a function step's arguments live on its task
 
@@ -202,6 +203,9 @@ def main() -> int:
         return run(controller, config, mode)
     # The SDK stores its own controller.py as this task's "uncommitted changes" (repo=""): the code is the image's.
     Task.current_task().set_script(diff="")
+    if launch.get("config_file"):  # the file the run was started from, on the controller's Configuration tab
+        Task.current_task().set_configuration_object(CONFIG_FILE, config_text=launch["config_file"]["text"],
+                                                     description=launch["config_file"]["path"])
     print(f"Pipeline {controller.id}: {Task.current_task().get_output_log_web_page()}", flush=True)
     if mode == "draft":
         controller.create_draft()  # stored, not run: clone, edit and enqueue it in the web UI

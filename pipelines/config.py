@@ -26,10 +26,13 @@ BOTH, SERVER, LOCAL = "both", "server", "local"
 TRUE, FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off", "")
 
 
-def param(default, help: str, *, choices: tuple = (), scope: str = BOTH, flag: str = ""):
-    """A parameter: its default, a one-line description, the values allowed, where it is used and its CLI flag
-    (default: --name-with-dashes)."""
-    return field(default=default, metadata={"help": help, "choices": tuple(choices), "scope": scope, "flag": flag})
+def param(default, help: str, *, choices: tuple = (), scope: str = BOTH, flag: str = "", search: tuple = ()):
+    """A parameter: its default, a one-line description, the values allowed, where it is used, its CLI flag
+    (default: --name-with-dashes) and, for a parameter `brain-tumor tune` searches, its search range:
+    ("log", low, high), ("uniform", low, high), ("int", low, high) or ("choice", (value, ...))
+    (`pipelines/search_space.py` reads it)."""
+    return field(default=default, metadata={"help": help, "choices": tuple(choices), "scope": scope, "flag": flag,
+                                            "search": tuple(search)})
 
 
 @dataclass(frozen=True)
@@ -51,24 +54,30 @@ class PipelineConfig:
     recipe: str = param("tuned", "tuned: train with the parameters below; seed: the notebook's recipe exactly "
                                  "(Adam 1e-4, its eight augmentations, plateau decay, val_loss, 15 epochs)",
                         choices=RECIPES)
-    optimizer: str = param("adamw", "optimizer (adamw: Adam with decoupled weight decay)", choices=OPTIMIZERS)
-    lr: float = param(1e-3, "learning rate (the peak, after warm-up)")
-    weight_decay: float = param(1e-4, "AdamW's weight decay")
+    optimizer: str = param("adamw", "optimizer (adamw: Adam with decoupled weight decay)", choices=OPTIMIZERS,
+                           search=("choice", OPTIMIZERS))
+    lr: float = param(1e-3, "learning rate (the peak, after warm-up)", search=("log", 1e-5, 1e-2))
+    weight_decay: float = param(1e-4, "AdamW's weight decay", search=("log", 1e-6, 1e-2))
     schedule: str = param("cosine", "learning-rate schedule; cosine: linear warm-up, then cosine decay to 0; plateau: "
-                                    "halve after 3 epochs without progress", choices=SCHEDULES)
-    warmup_epochs: int = param(1, "epochs of linear warm-up (cosine schedule; at most all but the last step)")
+                                    "halve after 3 epochs without progress", choices=SCHEDULES,
+                          search=("choice", SCHEDULES))
+    warmup_epochs: int = param(1, "epochs of linear warm-up (cosine schedule; at most all but the last step)",
+                               search=("int", 0, 3))
     augment: str = param("none", "augmentation of training batches; seed: the notebook's eight transforms; light: "
                                  "flip, rotation ±10°, zoom ±10 %, brightness ±10 %; none scored best on validation",
-                         choices=AUGMENTATIONS)
-    label_smoothing: float = param(0.1, "label smoothing of the cross-entropy (0 to 0.5)")
-    epochs: int = param(20, "maximum epochs per model (early stopping may end sooner)")
-    patience: int = param(6, "epochs without progress on `monitor` before early stopping")
+                         choices=AUGMENTATIONS, search=("choice", AUGMENTATIONS))
+    label_smoothing: float = param(0.1, "label smoothing of the cross-entropy (0 to 0.5)",
+                                   search=("uniform", 0.0, 0.2))
+    epochs: int = param(20, "maximum epochs per model (early stopping may end sooner)", search=("int", 5, 30))
+    patience: int = param(6, "epochs without progress on `monitor` before early stopping", search=("int", 2, 10))
     monitor: str = param("val_macro_f1", "the validation metric early stopping watches; its best epoch is kept",
                          choices=MONITORS)
-    batch_size: int = param(0, "batch size; 0 = each model's batch size in the seed's table (32; 64 for cnn_b)")
+    batch_size: int = param(0, "batch size; 0 = each model's batch size in the seed's table (32; 64 for cnn_b)",
+                            search=("choice", (16, 32, 64)))
     crop: bool = param(False, "crop each slice to the head's bounding box before resizing (scale and framing match "
-                              "across sources)")
-    normalize: bool = param(False, "standardise each image's intensities inside the custom CNNs")
+                              "across sources)", search=("choice", (False, True)))
+    normalize: bool = param(False, "standardise each image's intensities inside the custom CNNs",
+                             search=("choice", (False, True)))
     precision: str = param("auto", "arithmetic; auto: float16 on a GPU, bfloat16 on a CPU with bfloat16 "
                                    "instructions, else float32", choices=PRECISIONS)
     weights: str = param("imagenet", "transfer models' backbone weights: 'imagenet' (download or Keras cache), a "
@@ -190,7 +199,12 @@ def type_name(f: dataclasses.Field) -> str:
 
 def coerce(f: dataclasses.Field, value):
     """`value` as the parameter's declared type; strings (as the web UI stores every value) are parsed."""
-    kind = type_name(f)
+    return coerce_plain(f.name, type_name(f), value)
+
+
+def coerce_plain(name: str, kind, value):
+    """`value` as type `kind` ("bool", "int", "float", "str", or the type itself), named `name` in the error."""
+    kind = kind if isinstance(kind, str) else kind.__name__
     text = value.strip() if isinstance(value, str) else value
     try:
         if kind == "bool":
@@ -210,4 +224,4 @@ def coerce(f: dataclasses.Field, value):
             return float(text)
         return "" if value is None else str(value)
     except (TypeError, ValueError):
-        raise ValueError(f"{f.name}: {value!r} is not {'an' if kind == 'int' else 'a'} {kind}") from None
+        raise ValueError(f"{name}: {value!r} is not {'an' if kind == 'int' else 'a'} {kind}") from None

@@ -30,10 +30,12 @@ def register_external(folder: Path, project: str, output_uri: str = "") -> str:
                             output_uri=output_uri)
 
 
-def launch(config: PipelineConfig, mode: str = "remote", controller_queue: str = "services") -> int:
+def launch(config: PipelineConfig, mode: str = "remote", controller_queue: str = "services",
+           config_file: dict | None = None) -> int:
     """Start the controller in `mode`: remote (enqueued on `controller_queue`), controller-local (here, steps on
     agents), steps-local (everything here, tracked on the server) or draft (stored on the server, not run: clone,
-    edit and enqueue it in the web UI)."""
+    edit and enqueue it in the web UI). `config_file` ({"path", "text"}): the file the run was started from, stored
+    on the controller task."""
     queues = {"remote": (config.gpu_queue, config.cpu_queue, controller_queue),
               "controller-local": (config.gpu_queue, config.cpu_queue)}.get(mode, ())
     check_server(tuple(dict.fromkeys(queues)))
@@ -50,7 +52,8 @@ def launch(config: PipelineConfig, mode: str = "remote", controller_queue: str =
             for path in config.external_dir.split(",") if path.strip()))
     if mode == "steps-local":
         config = config.replace(allow_cpu=True)  # the steps train here, on whatever this machine has
-    launch_env = json.dumps({"parameters": config.values(), "mode": mode, "controller_queue": controller_queue})
+    launch_env = json.dumps({"parameters": config.values(), "mode": mode, "controller_queue": controller_queue,
+                             "config_file": config_file})
     # A process of its own, so that ClearML records `-m pipelines.clearml_pipeline` (no arguments) as the controller's
     # entry point: an agent re-runs exactly that, and the controller then reads its parameters from its task.
     return subprocess.run([sys.executable, "-m", "pipelines.clearml_pipeline"],

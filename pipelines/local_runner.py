@@ -180,9 +180,10 @@ def interrupts():
         signal.signal(signal.SIGTERM, previous)
 
 
-def run_pipeline(config: PipelineConfig, quiet: bool = False) -> list[StepRun]:
+def run_pipeline(config: PipelineConfig, quiet: bool = False, config_file: dict | None = None) -> list[StepRun]:
     """Run the whole DAG; returns what each step did. Raises StepFailed naming the first failed step, or Interrupted
-    (with every step process stopped and the run recorded as interrupted)."""
+    (with every step process stopped and the run recorded as interrupted). `config_file`: the configuration file
+    the run was started from ({"path", "text"}), recorded in run.json."""
     say = (lambda *a: None) if quiet else print
     run_dir = Path(config.run_dir).resolve()
     # Local runs train wherever they run: the GPU requirement is for agents on a GPU queue.
@@ -197,11 +198,13 @@ def run_pipeline(config: PipelineConfig, quiet: bool = False) -> list[StepRun]:
         check_server()
     writable(run_dir)
     with RunLock(run_dir), interrupts():
-        return _run(config, run_dir, offline, say)
+        return _run(config, run_dir, offline, say, config_file)
 
 
-def _run(config: PipelineConfig, run_dir: Path, offline: bool, say) -> list[StepRun]:
+def _run(config: PipelineConfig, run_dir: Path, offline: bool, say, config_file: dict | None = None
+         ) -> list[StepRun]:
     parameters = config.values()
+    started_from = {"config_file": config_file} if config_file else {}
     models = config.model_names()
     nodes = expand(models)
     gpus = detect_gpus()
@@ -284,14 +287,15 @@ def _run(config: PipelineConfig, run_dir: Path, offline: bool, say) -> list[Step
 
             interrupted = error if isinstance(error, Interrupted) else Interrupted(signal.SIGINT)
             files.write_text(run_dir / "run.json", json.dumps(
-                {"parameters": parameters, "interrupted": str(interrupted), "steps": [vars(r) for r in runs.values()]},
+                {"parameters": parameters, **started_from, "interrupted": str(interrupted), "steps": [vars(r) for r in runs.values()]},
                 indent=2, default=str))
             write_interrupted(run_dir, list(runs.values()), str(interrupted))
             raise interrupted from None
         raise
 
     files.write_text(run_dir / "run.json", json.dumps(
-        {"parameters": parameters, "steps": [vars(r) for r in runs.values()]}, indent=2, default=str))
+        {"parameters": parameters, **started_from, "steps": [vars(r) for r in runs.values()]}, indent=2,
+        default=str))
     if failed:
         name = failed[0]
         log = run_dir / "steps" / name / "log.txt"

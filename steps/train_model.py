@@ -16,14 +16,22 @@ from .registry import step_data
 from .tracking import STEP_KEY_ENV, current_task, report_images, report_scalars, report_text, upload_artifact
 
 
+# Called with each epoch's row after it is reported; `brain-tumor tune` adds one that reports to its trial and raises
+# optuna.TrialPruned when the trial should stop (pipelines/tune_trial.py). Empty in a pipeline run.
+EPOCH_LISTENERS: list = []
+
+
 def report_epoch(row: dict) -> None:
-    """Per-epoch scalars, as ClearML shows them: train vs validation curves, learning rate, epoch time."""
+    """Per-epoch scalars, as ClearML shows them: train vs validation curves, learning rate, epoch time; then the
+    epoch listeners."""
     step = row["epoch"]
     report_scalars("accuracy", {"train": row.get("accuracy"), "validation": row.get("val_accuracy")}, step)
     report_scalars("loss", {"train": row.get("loss"), "validation": row.get("val_loss")}, step)
     report_scalars("macro F1", {"validation": row.get("val_macro_f1")}, step)
     report_scalars("learning rate", {"lr": row["learning_rate"]}, step)
     report_scalars("epoch seconds", {"seconds": row["epoch_seconds"]}, step)
+    for listener in EPOCH_LISTENERS:
+        listener(row)
 
 
 def train_model(model: str, manifest: str, dataset_hash: str, class_weights: dict, run_dir: str, image_size: int,
