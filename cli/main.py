@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import fields
 import os
 import sys
 import time
+from dataclasses import fields
 from pathlib import Path
 
 from brain_tumor.errors import UserError
@@ -28,7 +28,7 @@ from brain_tumor.model_specs import MODEL_SPECS
 from brain_tumor.recipe import Recipe
 from brain_tumor.selection import CHAMPION_METRICS
 
-from .options import add_config_options, config_from_args, file_values
+from .options import add_config_options, config_from_args
 
 DATA_OPTIONS = ("data", "train_dir", "test_dir")
 TRAINING_OPTIONS = ("image_size", "val_fraction", "test_fraction", "seed", "recipe", *(f.name for f in fields(Recipe)),

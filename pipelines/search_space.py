@@ -177,8 +177,12 @@ def search_space(overrides: dict | None = None, fixed: set | None = None) -> dic
 def clearml_ranges(space: dict[str, Range], section: str = "Args"):
     """The space as ClearML HyperParameterOptimizer ranges (for the server path of `tune`: a pipeline's parameters
     are `Args/<name>` on its controller). ClearML's log range takes exponents of 10."""
-    from clearml.automation import (DiscreteParameterRange, LogUniformParameterRange, UniformIntegerParameterRange,
-                                    UniformParameterRange)
+    from clearml.automation import (
+        DiscreteParameterRange,
+        LogUniformParameterRange,
+        UniformIntegerParameterRange,
+        UniformParameterRange,
+    )
 
     ranges = []
     for name, r in space.items():

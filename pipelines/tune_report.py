@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 import html
-import io
 import warnings
 from pathlib import Path
 
@@ -103,6 +102,7 @@ def figures(study, folder: Path) -> dict[str, str]:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                warnings.simplefilter("ignore", UserWarning)  # a parameter with one value: flat axis limits
                 axes = plot(study)
             figure = (axes.flat[0] if hasattr(axes, "flat") else axes).figure
             figure.set_size_inches(8, 4.5)

@@ -109,7 +109,7 @@ def main(trial_dir: str) -> int:
         "value": metrics[SCORES[metric]], "objective": metric,
         "val": {k: metrics[k] for k in ("accuracy", "macro_f1", "log_loss", "samples")},
         "epochs": record["epochs_run"], "best_epoch": record["best_epoch"], "train_seconds": record["train_seconds"],
-        "seconds": time.perf_counter() - start, "val_images": int(len(labels))}, indent=2))
+        "seconds": time.perf_counter() - start, "val_images": len(labels)}, indent=2))
     print(f"Trial {call['number']}: {metric} {metrics[SCORES[metric]]:.4f} on {len(labels)} validation images",
           flush=True)
     return 0

@@ -84,7 +84,7 @@ def test_a_file_of_another_shape_or_suffix_is_refused(tmp_path, capsys):
 
 def test_a_local_run_records_the_file_it_started_from(tmp_path, make_data, monkeypatch):
     import pipelines.local_runner as runner
-    import pipelines.summary as summary
+    from pipelines import summary
 
     monkeypatch.setattr(runner, "expand", lambda models: [])  # no steps: only what the run records
     monkeypatch.setattr(summary, "write_summary", lambda *a, **k: None)
