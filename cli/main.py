@@ -96,6 +96,20 @@ def build_parser() -> argparse.ArgumentParser:
                            "augment=choice:none,light; a tunable option given a value is held at it instead")
     tune.add_argument("--timeout-minutes", default=TUNE_DEFAULTS["timeout_minutes"],
                       help="start no trial after this many minutes (0: no limit) (default: %(default)s)")
+    server = tune.add_argument_group("on a ClearML server (--server): ClearML's HyperParameterOptimizer with Optuna "
+                                     "clones a training task per trial onto the GPU queue")
+    server.add_argument("--server", action="store_true",
+                        help="run the study on the configured ClearML server instead of here")
+    server.add_argument("--base-task", default="", metavar="ID",
+                        help="the train_<model> step task of a finished pipeline run: each trial is a clone of it")
+    server.add_argument("--concurrency", type=int, default=1, help="trials running at once (default: %(default)s)")
+    server.add_argument("--trial-minutes", type=float, default=0,
+                        help="abort a trial after this many minutes (0: no limit) (default: %(default)s)")
+    server.add_argument("--controller-queue", default="services", help="queue of the optimizer task")
+    server.add_argument("--controller-local", dest="mode", action="store_const", const="controller-local",
+                        default="remote", help="run the optimizer here (trials still on agents); it writes "
+                                               "trials.csv and best.yaml to --out")
+    add_config_options(server, only=("project", "gpu_queue", "allow_cpu"))
 
     doctor = commands.add_parser("doctor", help="check the ClearML server, its workers and what a task on each queue "
                                                 "can do (Python, TensorFlow, GPUs, files server); a fix per failure")
@@ -258,7 +272,8 @@ def tune_arguments(args) -> tuple:
     if own["timeout_minutes"] < 0:
         problems.append(f"timeout_minutes: {own['timeout_minutes']} (0 for no limit, or more)")
     if not (typed & {"run_dir"} or (file is not None and "run_dir" in file.values)):
-        args.run_dir = f"runs/tune-{own['model']}-{own['objective']}"  # the same command continues the same study
+        where = "tune-server" if getattr(args, "server", False) or getattr(args, "base_task", "") else "tune"
+        args.run_dir = f"runs/{where}-{own['model']}-{own['objective']}"  # the same command continues the same study
     config = None
     try:
         config = config_from_args(args)
@@ -282,7 +297,27 @@ def cmd_tune(args) -> None:
     from pipelines.tune import tune
 
     config, own, space = tune_arguments(args)
+    if args.server or args.base_task:
+        from pipelines.tune_server import tune_on_server
+
+        tune_on_server(config, own["model"], own["trials"], own["objective"], space, args.base_task,
+                       fixed_training_values(args, config, own["model"]), args.concurrency, own["timeout_minutes"],
+                       args.trial_minutes, args.mode, args.controller_queue)
+        return
     tune(config, own["model"], own["trials"], own["objective"], space, own["timeout_minutes"], config_record(args))
+
+
+def fixed_training_values(args, config, model: str) -> dict:
+    """What a server study sets on its base task: the training arguments typed here or in --config (the others
+    stay as the base task ran them)."""
+    from pipelines.dag import expand
+
+    file = getattr(args, "config_file", None)
+    given = set(getattr(args, "typed", set())) | (set(file.values) if file is not None else set())
+    (node,) = [n for n in expand([model]) if n.name == f"train_{model}"]
+    values = config.values()
+    return {name: values[name] for name in node.kwargs
+            if name in given and name in values and name != "run_dir"}  # run_dir: the agent's scratch folder
 
 
 def cmd_doctor(args) -> None:

@@ -39,17 +39,23 @@ def ranked(study) -> list:
 
 def best_config(study, config: PipelineConfig, objective: str) -> tuple[str, dict] | None:
     """best.yaml's text and values: the study's fixed training values with the best trial's parameters."""
-    import yaml
-
-    from .tune import BEST_KEYS
-
     order = ranked(study)
     if not order:
         return None
     best = order[0]
-    values = config.replace(**best.params).values()
+    return best_text(config, objective, best.number, best.value, best.params)
+
+
+def best_text(config: PipelineConfig, objective: str, trial, value: float, params: dict) -> tuple[str, dict]:
+    """best.yaml for trial `trial` (its number, or how to name it) of objective `value`: `config`'s fixed training
+    values with the trial's parameters (the local study and the server's write the same file)."""
+    import yaml
+
+    from .tune import BEST_KEYS
+
+    values = config.replace(**params).values()
     chosen = {k: values[k] for k in BEST_KEYS}
-    header = (f"# The best trial ({best.number}) of the study in {Path(config.run_dir)}: {objective} {best.value:.4f} "
+    header = (f"# The best trial ({trial}) of the study in {Path(config.run_dir)}: {objective} {value:.4f} "
               f"on validation\n# (optimistic: chosen on that split). Start a pipeline from it:\n"
               f"#   brain-tumor run --config best.yaml --data ROOT\n")
     return header + yaml.safe_dump(chosen, sort_keys=False), chosen

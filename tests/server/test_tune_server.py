@@ -1,0 +1,74 @@
+"""`brain-tumor tune --server`: ClearML's optimizer (here, --controller-local) clones a finished pipeline run's training
+step per trial with the trial's parameters, the trials train on the GPU queue's agent, and the study's best trial is
+the one whose reported objective is highest."""
+
+import csv
+
+import yaml
+
+from pipelines.config import coerce, parameters
+from pipelines.search_space import search_space
+
+SEARCH = ("lr=log:1e-4:1e-2", "label_smoothing=uniform:0:0.2", "optimizer=choice:adamw,adam")
+FIXED = {"epochs": "1", "image_size": "32", "allow_cpu": "True", "augment": "none", "batch_size": "16",
+         "crop": "False", "normalize": "False", "schedule": "cosine", "warmup_epochs": "0", "patience": "2",
+         "weight_decay": "0.0001"}
+
+
+def reported(task: dict, title: str, series: str) -> float:
+    """The highest value of a scalar the task reported, as the server keeps it (`last_metrics`)."""
+    for variants in (task.get("last_metrics") or {}).values():
+        for entry in variants.values():
+            if entry.get("metric") == title and entry.get("variant") == series:
+                return entry["max_value"]
+    raise AssertionError(f"task {task['id']} reported no {title}/{series}: {task.get('last_metrics')}")
+
+
+def test_a_server_study_clones_the_training_step_per_trial_and_keeps_the_best(launched, server, tmp_path):
+    base = launched["steps"]["train_cnn_b"]
+    out = tmp_path / "study"
+    fixed = []
+    for name, value in FIXED.items():
+        flag = name.replace("_", "-")
+        fixed += ([f"--{flag}"] if value == "True" else [f"--no-{flag}"] if value == "False"
+                  else [f"--{flag}", value])
+    done = server.cli("tune", "--server", "--controller-local", "--base-task", base["id"], "--model", "cnn_b",
+                      "--trials", "3", "--concurrency", "2", *fixed,
+                      *(a for s in SEARCH for a in ("--search", s)), "--project", server.project,
+                      "--gpu-queue", server.queues["gpu"], "--out", str(out), timeout=1500)
+    assert done.returncode == 0, done.stdout[-4000:]
+    rows = list(csv.DictReader((out / "trials.csv").open()))
+    assert len(rows) == 3, rows
+    space = search_space({s.split("=")[0]: s.split("=")[1] for s in SEARCH}, set(FIXED))
+    assert set(space) == {"lr", "label_smoothing", "optimizer"}  # the others are fixed by the options above
+    by_name = {f.name: f for f in parameters()}
+    gpu_workers = {w["id"] for w in server.api.call("workers.get_all")["workers"]
+                   if server.queues["gpu"] in {q["name"] for q in w.get("queues") or []}}
+    tasks = [server.api.task(row["task"]) for row in rows]
+    chosen = []
+    for task in tasks:
+        assert task["id"] != base["id"]
+        assert task["status"] == "completed", server.api.console(task["id"])[-3000:]
+        assert task["last_worker"] in gpu_workers, task["last_worker"]  # trained on the GPU queue's agent
+        params = server.api.parameters(task)
+        assert params["kwargs/node"] == "train_cnn_b"
+        for name, value in FIXED.items():  # the values the study fixed, on every trial
+            assert coerce(by_name[name], params[f"kwargs/{name}"]) == coerce(by_name[name], value), name
+        values = {name: coerce(by_name[name], params[f"kwargs/{name}"]) for name in space}
+        assert all(space[name].contains(v) for name, v in values.items()), values
+        chosen.append(tuple(values.values()))
+    assert len(set(chosen)) == 3, chosen  # every trial tried other parameters
+    objectives = {t["id"]: reported(t, "macro F1", "validation") for t in tasks}
+    best = max(objectives, key=objectives.get)
+    best_row = next(r for r in rows if r["task"] == best)
+    assert abs(float(best_row["objective"]) - objectives[best]) < 1e-6
+    written = yaml.safe_load((out / "best.yaml").read_text())
+    best_params = server.api.parameters(server.api.task(best))
+    for name in space:
+        assert written[name] == coerce(by_name[name], best_params[f"kwargs/{name}"]), name
+    assert written["epochs"] == 1 and written["image_size"] == 32
+    assert f"task {best}" in (out / "best.yaml").read_text()
+    # The test split is never read while tuning: the objective is a validation scalar, and no trial reports a test one
+    for task in tasks:
+        names = {e.get("metric") for v in (task.get("last_metrics") or {}).values() for e in v.values()}
+        assert not any("test" in str(n).lower() for n in names), names
