@@ -287,7 +287,8 @@ def _run(config: PipelineConfig, run_dir: Path, offline: bool, say, config_file:
 
             interrupted = error if isinstance(error, Interrupted) else Interrupted(signal.SIGINT)
             files.write_text(run_dir / "run.json", json.dumps(
-                {"parameters": parameters, **started_from, "interrupted": str(interrupted), "steps": [vars(r) for r in runs.values()]},
+                {"parameters": parameters, **started_from, "interrupted": str(interrupted),
+                 "steps": [vars(r) for r in runs.values()]},
                 indent=2, default=str))
             write_interrupted(run_dir, list(runs.values()), str(interrupted))
             raise interrupted from None
