@@ -84,7 +84,7 @@ def prepare_base(base_id: str, model: str, space: dict[str, Range], fixed: dict)
     draft = Task.clone(source_task=base, name=f"{base.name} (tune base)",
                        comment=f"The base of a tune study: task {base.id} with " + ", ".join(
                            f"{k}={v}" for k, v in fixed.items()))
-    draft.set_parameters({f"{SECTION}/{k}": v for k, v in fixed.items()})
+    draft.update_parameters({f"{SECTION}/{k}": v for k, v in fixed.items()})  # set_parameters would drop the rest
     return draft.id, draft.get_parameters(backwards_compatibility=False) or {}
 
 
@@ -158,6 +158,7 @@ def optimize(settings: dict, say=print) -> dict:
         min_iteration_per_job=pruner.get("n_warmup_steps") or None,
         optuna_sampler=optuna.samplers.TPESampler(seed=settings["seed"]), optuna_pruner=make_pruner(pruner),
         auto_connect_task=Task.current_task() or False)
+    optimizer.set_report_period(POLL_MINUTES)  # its default, 5 minutes, is also how long stop() may wait for it
     optimizer.start()
     optimizer.wait()
     optimizer.stop()
@@ -228,7 +229,10 @@ def tune_on_server(config: PipelineConfig, model: str, trials: int, objective: s
     best = write_results(out, rows, space, config.replace(run_dir=str(out), models=model), objective, say)
     task.close()
     say(f"Study on the server: {len(rows)} trials in {time.monotonic() - start:.0f} s; {out}: trials.csv"
-        + (", best.yaml" if best else " (no trial completed: no best.yaml)"))
+        + (", best.yaml" if best else ""))
+    if best is None:
+        raise UserError(f"No trial completed ({len(rows)} ended: {', '.join(r['status'] for r in rows) or 'none'}); "
+                        f"each trial's console log is on its task (the table above). Fix the cause and run again.")
     return {"out": out, "best": best, "rows": rows, "task": task.id}
 
 
