@@ -208,7 +208,8 @@ def tune_on_server(config: PipelineConfig, model: str, trials: int, objective: s
                 "space": {n: r.text() for n, r in space.items()}, "fixed": fixed, "trials": trials,
                 "concurrency": concurrency, "timeout_minutes": timeout_minutes, "trial_minutes": trial_minutes,
                 "gpu_queue": config.gpu_queue, "max_epochs": epochs_ceiling(space, fixed, parameters),
-                "seed": config.seed, "pruner": DEFAULT_PRUNER, "project": config.project}
+                "seed": config.seed, "pruner": DEFAULT_PRUNER, "project": config.project,
+                "docker_image": config.docker_image}
     say(f"Tuning {model} on the server: {trials} trials cloned from task {base}, on queue '{config.gpu_queue}' "
         f"({concurrency} at once), {objective} on validation; {len(space)} parameters searched")
     if mode == "remote":
@@ -247,7 +248,12 @@ def main() -> int:
                          f"({settings['objective']})", task_type=Task.TaskTypes.optimizer,
                          auto_connect_arg_parser=False, auto_connect_frameworks=False, reuse_last_task_id=False)
         task.set_configuration_object(SETTINGS, config_text=json.dumps(settings, indent=2))
-        task.set_script(diff="")
+        # The agent runs the image's code (as a pipeline's controller does): this module, no repository, no diff,
+        # no requirements to install over the image.
+        task.set_packages("")  # (waits for the SDK's repository detection, which would overwrite the script)
+        task.set_script(repository="", branch="", commit="", diff="", working_dir=".",
+                        entry_point="-m pipelines.tune_server")
+        task.set_base_docker(docker_image=settings["docker_image"])
         print(f"Optimizer task {task.id}: {task.get_output_log_web_page()}", flush=True)
         task.execute_remotely(queue_name=launch["queue"], exit_process=True)
         return 0
