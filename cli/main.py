@@ -3,7 +3,7 @@
     brain-tumor demo                                   the whole pipeline on generated data, minutes on a CPU
     brain-tumor run --data ROOT                        the pipeline: 4 models in parallel → champion
     brain-tumor launch --data ROOT                     the same pipeline on a ClearML server, trainings on GPU agents
-    brain-tumor tune --model cnn_b --data ROOT         search a model's recipe on validation (Optuna, no server)
+    brain-tumor tune --model cnn_b --data ROOT         search a model's recipe on validation (Optuna; --server: agents)
     brain-tumor run --config best.yaml --data ROOT     run, launch and tune also take a YAML or JSON file
     brain-tumor doctor                                 what works on the server and its agents, and the fixes
     brain-tumor train --data ROOT --model cnn_a        one model on a real folder
@@ -81,7 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="store the pipeline on the server without running it (clone, edit, enqueue in the web UI)")
 
     tune = commands.add_parser("tune", help="search one model's training recipe on the validation split (an Optuna "
-                                            "study in --out, no server): trials.csv, best.yaml, report.html")
+                                            "study in --out, or --server: trials on ClearML agents): trials.csv, "
+                                            "best.yaml")
     add_config_options(tune, only=DATA_OPTIONS + TRAINING_OPTIONS + ("run_dir",), defaults={"run_dir": ""})
     tune.add_argument("--config", metavar="FILE", help=CONFIG_HELP + "; its `search:` mapping sets ranges as --search")
     tune.add_argument("--model", default=TUNE_DEFAULTS["model"], help=", ".join(MODEL_SPECS))

@@ -84,7 +84,7 @@ def prepare_base(base_id: str, model: str, space: dict[str, Range], fixed: dict)
     draft = Task.clone(source_task=base, name=f"{base.name} (tune base)",
                        comment=f"The base of a tune study: task {base.id} with " + ", ".join(
                            f"{k}={v}" for k, v in fixed.items()))
-    draft.set_parameters({f"{SECTION}/{k}": v for k, v in fixed.items()})
+    draft.update_parameters({f"{SECTION}/{k}": v for k, v in fixed.items()})  # set_parameters would drop the rest
     return draft.id, draft.get_parameters(backwards_compatibility=False) or {}
 
 
@@ -158,6 +158,7 @@ def optimize(settings: dict, say=print) -> dict:
         min_iteration_per_job=pruner.get("n_warmup_steps") or None,
         optuna_sampler=optuna.samplers.TPESampler(seed=settings["seed"]), optuna_pruner=make_pruner(pruner),
         auto_connect_task=Task.current_task() or False)
+    optimizer.set_report_period(POLL_MINUTES)  # its default, 5 minutes, is also how long stop() may wait for it
     optimizer.start()
     optimizer.wait()
     optimizer.stop()
@@ -207,7 +208,8 @@ def tune_on_server(config: PipelineConfig, model: str, trials: int, objective: s
                 "space": {n: r.text() for n, r in space.items()}, "fixed": fixed, "trials": trials,
                 "concurrency": concurrency, "timeout_minutes": timeout_minutes, "trial_minutes": trial_minutes,
                 "gpu_queue": config.gpu_queue, "max_epochs": epochs_ceiling(space, fixed, parameters),
-                "seed": config.seed, "pruner": DEFAULT_PRUNER, "project": config.project}
+                "seed": config.seed, "pruner": DEFAULT_PRUNER, "project": config.project,
+                "docker_image": config.docker_image}
     say(f"Tuning {model} on the server: {trials} trials cloned from task {base}, on queue '{config.gpu_queue}' "
         f"({concurrency} at once), {objective} on validation; {len(space)} parameters searched")
     if mode == "remote":
@@ -228,7 +230,10 @@ def tune_on_server(config: PipelineConfig, model: str, trials: int, objective: s
     best = write_results(out, rows, space, config.replace(run_dir=str(out), models=model), objective, say)
     task.close()
     say(f"Study on the server: {len(rows)} trials in {time.monotonic() - start:.0f} s; {out}: trials.csv"
-        + (", best.yaml" if best else " (no trial completed: no best.yaml)"))
+        + (", best.yaml" if best else ""))
+    if best is None:
+        raise UserError(f"No trial completed ({len(rows)} ended: {', '.join(r['status'] for r in rows) or 'none'}); "
+                        f"each trial's console log is on its task (the table above). Fix the cause and run again.")
     return {"out": out, "best": best, "rows": rows, "task": task.id}
 
 
@@ -243,7 +248,12 @@ def main() -> int:
                          f"({settings['objective']})", task_type=Task.TaskTypes.optimizer,
                          auto_connect_arg_parser=False, auto_connect_frameworks=False, reuse_last_task_id=False)
         task.set_configuration_object(SETTINGS, config_text=json.dumps(settings, indent=2))
-        task.set_script(diff="")
+        # The agent runs the image's code (as a pipeline's controller does): this module, no repository, no diff,
+        # no requirements to install over the image.
+        task.set_packages("")  # (waits for the SDK's repository detection, which would overwrite the script)
+        task.set_script(repository="", branch="", commit="", diff="", working_dir=".",
+                        entry_point="-m pipelines.tune_server")
+        task.set_base_docker(docker_image=settings["docker_image"])
         print(f"Optimizer task {task.id}: {task.get_output_log_web_page()}", flush=True)
         task.execute_remotely(queue_name=launch["queue"], exit_process=True)
         return 0

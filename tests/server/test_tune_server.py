@@ -4,6 +4,7 @@ the one whose reported objective is highest."""
 
 import csv
 
+import pytest
 import yaml
 
 from pipelines.config import coerce, parameters
@@ -72,3 +73,28 @@ def test_a_server_study_clones_the_training_step_per_trial_and_keeps_the_best(la
     for task in tasks:
         names = {e.get("metric") for v in (task.get("last_metrics") or {}).values() for e in v.values()}
         assert not any("test" in str(n).lower() for n in names), names
+
+
+def test_a_remote_study_runs_its_optimizer_on_the_services_agent(launched, server, tmp_path):
+    """Without --controller-local the optimizer is a task of its own on the services queue; its one trial trains on
+    the GPU queue, and the optimizer task holds the table and the best trial."""
+    base = launched["steps"]["train_cnn_b"]
+    done = server.cli("tune", "--server", "--base-task", base["id"], "--model", "cnn_b", "--trials", "1",
+                      "--epochs", "1", "--image-size", "32", "--allow-cpu", "--search", "lr=log:1e-4:1e-2",
+                      "--project", server.project, "--gpu-queue", server.queues["gpu"],
+                      "--controller-queue", server.queues["services"], "--out", str(tmp_path / "study"), timeout=300)
+    assert done.returncode == 0, done.stdout[-4000:]
+    optimizer_id = next(line.split()[2].rstrip(":") for line in done.stdout.splitlines()
+                        if line.startswith("Optimizer task "))
+    optimizer = server.api.wait(optimizer_id, timeout=900)
+    assert optimizer["status"] == "completed", server.api.console(optimizer_id)[-4000:]
+    assert optimizer["type"] == "optimizer"
+    services = {w["id"] for w in server.api.call("workers.get_all")["workers"]
+                if server.queues["services"] in {q["name"] for q in w.get("queues") or []}}
+    assert optimizer["last_worker"] in services
+    assert "trials" in server.api.artifacts(optimizer)
+    best = server.api.task(server.api.parameters(optimizer)["best/task"])
+    parent = best.get("parent")
+    assert best["status"] == "completed" and (parent.get("id") if isinstance(parent, dict) else parent) == optimizer_id
+    objective = float(server.api.parameters(optimizer)["best/objective"])
+    assert reported(best, "macro F1", "validation") == pytest.approx(objective)
