@@ -50,6 +50,16 @@ class Api:
         events = self.call("events.get_task_log", task=task_id, batch_size=10000, navigate_earlier=False)["events"]
         return "".join(e.get("msg", "") for e in events)
 
+    def console_with(self, task_id: str, text: str, timeout: float = 120) -> str:
+        """The task's console once it holds `text` (the last lines of a process reach the server after its status
+        does), or as it is at the timeout."""
+        deadline = time.monotonic() + timeout
+        while True:
+            console = self.console(task_id)
+            if text in console or time.monotonic() > deadline:
+                return console
+            time.sleep(3)
+
     def models(self, **query) -> list[dict]:
         return self.call("models.get_all", **query)["models"]
 

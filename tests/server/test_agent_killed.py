@@ -63,7 +63,8 @@ def test_a_training_whose_agent_dies_is_retried_elsewhere_and_resumes(launched, 
         assert retried["status"] == "completed"
         assert retried["last_worker"] != worker and retried["last_worker"] in agents
         assert "no report from step train_cnn_b for 1 min" in output
-        assert "Restored the checkpoint of an earlier attempt" in server.api.console(training["id"])
+        text = "Restored the checkpoint of an earlier attempt"
+        assert text in server.api.console_with(training["id"], text)
     finally:
         for agent in agents.values():
             if agent.poll() is None:

@@ -46,13 +46,13 @@ def test_an_edited_clone_runs_exactly_the_edited_models_with_the_edited_values(l
     projects = server.api.project_ids(server.project)
     holders = server.api.models(project=projects, tags=["champion"], system_tags=["-archived"])
     assert [m["id"] for m in holders] == [first]
-    assert "Promotion (never): " in server.api.console(steps["select_champion"]["id"])
+    assert "Promotion (never): " in server.api.console_with(steps["select_champion"]["id"], "Promotion (never): ")
 
 
 def test_a_bad_edit_fails_the_clone_before_any_step_with_every_problem(launched, server):
     controller = clone_and_run(server, launched, {"models": "cnn_b,cnn_x", "epochs": "zero"})
     assert controller["status"] == "failed"
-    console = server.api.console(controller["id"])
+    console = server.api.console_with(controller["id"], "epochs: 'zero' is not an int")
     assert "cnn_x" in console and "epochs: 'zero' is not an int" in console, console[-3000:]
     assert server.api.tasks(parent=controller["id"]) == []  # no step task was created
 
@@ -65,7 +65,8 @@ def test_a_step_that_fails_on_bad_input_is_not_retried_and_fails_the_pipeline(la
     register = steps["register_dataset"]
     assert register["status"] == "failed"
     assert register["container"]["image"] == image
-    assert "Could not fetch ClearML dataset" in server.api.console(register["id"])
-    console = server.api.console(controller["id"])
+    missing = "Could not fetch ClearML dataset"
+    assert missing in server.api.console_with(register["id"], missing)
+    console = server.api.console_with(controller["id"], "The pipeline did not finish")
     assert "not retrying" in console and "Retrying" not in console, console[-3000:]
     assert "The pipeline did not finish: step register_dataset failed" in console

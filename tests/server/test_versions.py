@@ -26,7 +26,7 @@ def test_one_changed_image_reruns_the_chain_and_the_same_data_reuses_it(launched
     before = launched["steps"]
     for name in ("register_dataset", "train_cnn_a", "train_cnn_b"):  # new data: run anew
         assert first[name]["id"] != before[name]["id"], name
-    promotion = server.api.console(first["select_champion"]["id"])
+    promotion = server.api.console_with(first["select_champion"]["id"], "Promotion (if-better): ")
     assert "Promotion (if-better): " in promotion, promotion[-3000:]
     projects = server.api.project_ids(server.project)
     assert len(server.api.models(project=projects, tags=["champion"], system_tags=["-archived"])) == 1
