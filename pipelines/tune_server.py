@@ -31,6 +31,12 @@ OBJECTIVES = {"val_macro_f1": ("macro F1", "validation"), "val_accuracy": ("accu
 POLL_MINUTES = 0.1  # how often the optimizer reads a running trial's scalars
 TUNE_ENV = "BRAIN_TUMOR_TUNE"  # JSON handed to the optimizer process this command starts (remote mode)
 SETTINGS = "tune settings"  # the optimizer task's configuration object holding them (read back on its agent)
+# Task.init with no framework hooks and no repository detection: the optimizer's script is set by hand, and the SDK's
+# detection thread (a whole-repository package analysis) can outlast its own 300 s wait, which set_packages and
+# execute_remotely sit through. A dict is the only way to say so (False keeps the detection), and a key it lacks is on.
+NOTHING_AUTOMATIC = {"detect_repository": False, **dict.fromkeys((
+    "matplotlib", "tensorflow", "tensorboard", "tfdefines", "pytorch", "megengine", "xgboost", "catboost", "scikit",
+    "joblib", "fastai", "lightgbm", "hydra", "gradio", "jsonargparse"), False)}
 
 
 def objective_metric(objective: str) -> tuple[str, str]:
@@ -221,7 +227,7 @@ def tune_on_server(config: PipelineConfig, model: str, trials: int, objective: s
     out.mkdir(parents=True, exist_ok=True)
     task = Task.init(project_name=config.project, task_name=f"tune {model} ({objective})",
                      task_type=Task.TaskTypes.optimizer, auto_connect_arg_parser=False,
-                     auto_connect_frameworks=False, reuse_last_task_id=False)
+                     auto_connect_frameworks=NOTHING_AUTOMATIC, reuse_last_task_id=False)
     task.set_configuration_object(SETTINGS, config_text=json.dumps(settings, indent=2))
     files.write_text(out / "study.json", json.dumps({**settings, "optimizer_task": task.id}, indent=2))
     say(f"Optimizer task {task.id}: {task.get_output_log_web_page()}")
@@ -246,11 +252,12 @@ def main() -> int:
         settings = launch["settings"]
         task = Task.init(project_name=settings["project"], task_name=f"tune {settings['model']} "
                          f"({settings['objective']})", task_type=Task.TaskTypes.optimizer,
-                         auto_connect_arg_parser=False, auto_connect_frameworks=False, reuse_last_task_id=False)
+                         auto_connect_arg_parser=False, auto_connect_frameworks=NOTHING_AUTOMATIC,
+                         reuse_last_task_id=False)
         task.set_configuration_object(SETTINGS, config_text=json.dumps(settings, indent=2))
         # The agent runs the image's code (as a pipeline's controller does): this module, no repository, no diff,
         # no requirements to install over the image.
-        task.set_packages("")  # (waits for the SDK's repository detection, which would overwrite the script)
+        task.set_packages("")
         task.set_script(repository="", branch="", commit="", diff="", working_dir=".",
                         entry_point="-m pipelines.tune_server")
         task.set_base_docker(docker_image=settings["docker_image"])
