@@ -3,6 +3,7 @@ function that turns any model reference into a local file."""
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 from brain_tumor.errors import UserError
@@ -203,20 +204,25 @@ def local_folders(external_dir: str) -> str:
 
 def step_data(manifest: str, image_size: int, expected_hash: str, dataset_id: str, val_fraction: float,
               test_fraction: float, seed: int, run_dir: str, crop: bool = False):
-    """The split images a step needs: from the manifest where this machine has it (local runs, shared disks), else
-    re-derived from the dataset version's local copy (the split is deterministic) and checked against its hash."""
+    """The split images a step needs: from the manifest where this machine has it and the images it lists (local
+    runs, shared disks), else re-derived from the dataset version's local copy (the split is deterministic) and
+    checked against its hash. A run folder on a shared disk may hold another agent's manifest, listing that agent's
+    copy of the dataset: this agent then derives its own into a folder of its copy's, and leaves that one alone."""
     from brain_tumor.data import dataset_hash, find_layout
-    from brain_tumor.experiment import load_prepared, prepare_data
+    from brain_tumor.experiment import load_prepared, prepare_data, read_manifest
 
+    foreign = False
     if Path(manifest).is_file():
-        return load_prepared(manifest, image_size, crop=crop)
+        if not dataset_id or all(Path(f).is_file() for f in read_manifest(manifest)[0]["file"]):
+            return load_prepared(manifest, image_size, crop=crop)
+        foreign = True
     if not dataset_id:
         raise UserError(f"The manifest {manifest} is not on this machine and the run has no dataset id to fetch the "
                         f"images from: register the data on the server (brain-tumor launch) or share the run folder.")
-    out = Path(run_dir)
+    copy = dataset_local_copy(dataset_id)
+    out = Path(run_dir) / "agents" / hashlib.sha256(str(copy).encode()).hexdigest()[:12] if foreign else Path(run_dir)
     out.mkdir(parents=True, exist_ok=True)
-    prepared = prepare_data(find_layout(dataset_local_copy(dataset_id)), image_size, val_fraction, test_fraction,
-                            seed, out, crop=crop)
+    prepared = prepare_data(find_layout(copy), image_size, val_fraction, test_fraction, seed, out, crop=crop)
     if dataset_hash(prepared.scanned) != expected_hash:
         raise UserError(f"Dataset {dataset_id} does not hold the registered content (hash {expected_hash[:12]}…).")
     return prepared

@@ -1,6 +1,7 @@
 """Server-side decisions as pure functions, and model references resolved to local files."""
 
 import re
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -56,6 +57,36 @@ def test_a_step_without_its_manifest_or_a_dataset_id_says_so(tmp_path):
 
     with pytest.raises(UserError, match="not on this machine and the run has no dataset id"):
         step_data(str(tmp_path / "manifest.csv"), 32, "hash", "", 0.15, 0.15, 42, str(tmp_path))
+
+
+def test_a_shared_run_folder_holding_another_agents_manifest_is_read_from_this_agents_copy(tmp_path, monkeypatch):
+    """The run folder is on a shared disk; register_dataset's agent wrote its manifest there, listing that agent's
+    copy of the dataset, which this agent cannot see. This agent splits its own copy (the same split), in a folder
+    of its own, and leaves the shared manifest as it was."""
+    import shutil
+
+    import steps.registry as registry
+    from brain_tumor.data import dataset_hash, find_layout
+    from brain_tumor.experiment import prepare_data, read_manifest
+    from brain_tumor.synthetic import write_dataset
+
+    theirs = write_dataset(tmp_path / "agent-a" / "ds", 6, 2, size=32, seed=3)
+    shared = tmp_path / "shared-run"
+    registered = prepare_data(find_layout(theirs), 32, 0.2, 0.2, 42, shared)
+    ours = tmp_path / "agent-b" / "ds"
+    shutil.copytree(theirs, ours)
+    shutil.rmtree(tmp_path / "agent-a")  # another machine's disk
+    before = (shared / "manifest.csv").read_text()
+    monkeypatch.setattr(registry, "dataset_local_copy", lambda dataset_id: ours)
+    prepared = registry.step_data(str(shared / "manifest.csv"), 32, dataset_hash(registered.scanned), "ds1", 0.2,
+                                  0.2, 42, str(shared))
+    assert all(f.startswith(str(ours)) for f in prepared.scanned.files)
+    def split_of(data):
+        return {Path(f).name: split for f, split in zip(data.scanned.files, data.splits)}
+
+    assert split_of(prepared) == split_of(registered)
+    assert (shared / "manifest.csv").read_text() == before
+    assert all(f.startswith(str(tmp_path / "agent-a")) for f in read_manifest(shared / "manifest.csv")[0]["file"])
 
 
 def test_class_weights_from_split_counts_equal_those_from_the_manifest(tmp_path):
