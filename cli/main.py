@@ -102,7 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
     server.add_argument("--server", action="store_true",
                         help="run the study on the configured ClearML server instead of here")
     server.add_argument("--base-task", default="", metavar="ID",
-                        help="the train_<model> step task of a finished pipeline run: each trial is a clone of it")
+                        help="the train_<model> step task of a finished pipeline run: each trial is a clone of it "
+                             "(none: a pipeline run of --model alone on --data makes it first)")
     server.add_argument("--concurrency", type=int, default=1, help="trials running at once (default: %(default)s)")
     server.add_argument("--trial-minutes", type=float, default=0,
                         help="abort a trial after this many minutes (0: no limit) (default: %(default)s)")

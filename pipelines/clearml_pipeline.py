@@ -11,6 +11,7 @@ Code reaches agents only through the project's image (`docker_image`): the contr
 import json
 import os
 import sys
+from pathlib import Path
 
 from brain_tumor import __version__
 from brain_tumor.errors import UserError
@@ -207,6 +208,8 @@ def main() -> int:
         Task.current_task().set_configuration_object(CONFIG_FILE, config_text=launch["config_file"]["text"],
                                                      description=launch["config_file"]["path"])
     print(f"Pipeline {controller.id}: {Task.current_task().get_output_log_web_page()}", flush=True)
+    if launch.get("record"):  # for the caller that needs the id (`tune --server` making its base task)
+        Path(launch["record"]).write_text(controller.id)
     if mode == "draft":
         controller.create_draft()  # stored, not run: clone, edit and enqueue it in the web UI
         return 0

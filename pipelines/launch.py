@@ -31,11 +31,11 @@ def register_external(folder: Path, project: str, output_uri: str = "") -> str:
 
 
 def launch(config: PipelineConfig, mode: str = "remote", controller_queue: str = "services",
-           config_file: dict | None = None) -> int:
+           config_file: dict | None = None, record: Path | None = None) -> int:
     """Start the controller in `mode`: remote (enqueued on `controller_queue`), controller-local (here, steps on
     agents), steps-local (everything here, tracked on the server) or draft (stored on the server, not run: clone,
     edit and enqueue it in the web UI). `config_file` ({"path", "text"}): the file the run was started from, stored
-    on the controller task."""
+    on the controller task. `record`: a file the controller's task id is written to."""
     queues = {"remote": (config.gpu_queue, config.cpu_queue, controller_queue),
               "controller-local": (config.gpu_queue, config.cpu_queue)}.get(mode, ())
     check_server(tuple(dict.fromkeys(queues)))
@@ -53,7 +53,7 @@ def launch(config: PipelineConfig, mode: str = "remote", controller_queue: str =
     if mode == "steps-local":
         config = config.replace(allow_cpu=True)  # the steps train here, on whatever this machine has
     launch_env = json.dumps({"parameters": config.values(), "mode": mode, "controller_queue": controller_queue,
-                             "config_file": config_file})
+                             "config_file": config_file, "record": str(record) if record else None})
     # A process of its own, so that ClearML records `-m pipelines.clearml_pipeline` (no arguments) as the controller's
     # entry point: an agent re-runs exactly that, and the controller then reads its parameters from its task.
     return subprocess.run([sys.executable, "-m", "pipelines.clearml_pipeline"],

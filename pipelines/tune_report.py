@@ -23,7 +23,7 @@ def trial_rows(study, space: dict[str, Range]) -> list[dict]:
         status = "interrupted" if t.user_attrs.get("interrupted") else t.state.name.lower()
         rows.append({"number": t.number, "status": status,
                      "objective": t.value if t.state.name == "COMPLETE" else None,
-                     "epochs": t.user_attrs.get("epochs"), "seconds": t.user_attrs.get("seconds"),
+                     "epochs_run": t.user_attrs.get("epochs"), "seconds": t.user_attrs.get("seconds"),
                      **{name: t.params.get(name) for name in space},
                      "note": "killed while running: its parameters ran again" if t.user_attrs.get("interrupted")
                      else t.user_attrs.get("why", "")})
@@ -174,8 +174,8 @@ def write_results(study, out: Path, objective: str, space: dict[str, Range], con
     import pandas as pd
 
     rows = trial_rows(study, space)
-    table = pd.DataFrame(rows, columns=["number", "status", "objective", "epochs", "seconds", *space, "note"])
-    table.astype({"epochs": "Int64"}).to_csv(out / "trials.csv", index=False)  # whole epochs, blank when none
+    table = pd.DataFrame(rows, columns=["number", "status", "objective", "epochs_run", "seconds", *space, "note"])
+    table.astype({"epochs_run": "Int64"}).to_csv(out / "trials.csv", index=False)  # whole epochs, blank when none
     best = best_config(study, config, objective)
     if best is not None:
         files.write_text(out / "best.yaml", best[0])

@@ -1,5 +1,6 @@
 """`brain-tumor tune --server`: the study on a ClearML server. ClearML's HyperParameterOptimizer with Optuna clones a
-base training task (the `train_<model>` step task of a finished pipeline run) once per trial with the trial's
+base training task (the `train_<model>` step task of a finished pipeline run: given by id, or made by a run of
+that one model on the same dataset version) once per trial with the trial's
 parameters (`kwargs/<name>`, the function step's arguments), enqueues each clone on the GPU queue (at most
 `--concurrency` at once) and reads the objective from what the training reports per epoch (`macro F1` /
 `validation` or `accuracy` / `validation`, `steps/train_model.py::report_epoch`). Optuna prunes on those per-epoch
@@ -94,6 +95,37 @@ def prepare_base(base_id: str, model: str, space: dict[str, Range], fixed: dict)
     return draft.id, draft.get_parameters(backwards_compatibility=False) or {}
 
 
+def create_base(config: PipelineConfig, model: str, say=print) -> str:
+    """No --base-task: a pipeline run of `model` alone, steps on the agents (`launch --controller-local`), on the
+    study's data as a dataset version (the version already on the server when its content is); its train_<model>
+    step, which trained with the study's configuration, is the base. Its id."""
+    import tempfile
+
+    from clearml import Task
+
+    from .launch import launch
+
+    if not (config.data or config.train_dir or config.dataset_id):
+        raise UserError("tune on a server needs --base-task ID (the train_<model> step task of a finished pipeline "
+                        "run) or the data to make one: --data ROOT")
+    say(f"No --base-task: a pipeline run of {model} alone makes one (steps on the agents)")
+    with tempfile.TemporaryDirectory() as scratch:
+        record = Path(scratch) / "pipeline"
+        # The pipeline's own run folder, relative: each agent's, not the study's (trials cloned from it run at once)
+        code = launch(config.replace(models=model, run_dir=PipelineConfig().run_dir), mode="controller-local",
+                      record=record)
+        pipeline = record.read_text() if record.exists() else ""
+    if code or not pipeline:
+        raise UserError(f"The pipeline run that makes the study's base task failed (exit code {code}, above); "
+                        f"fix it, or give --base-task ID.")
+    nodes = json.loads(Task.get_task(task_id=pipeline).get_configuration_object("Pipeline") or "{}")
+    base = (nodes.get(f"train_{model}") or {}).get("job_id")
+    if not base:
+        raise UserError(f"Pipeline {pipeline} ran no train_{model} step to be the study's base; give --base-task ID.")
+    say(f"Base task: train_{model} of pipeline {pipeline}: {base}")
+    return base
+
+
 def trial_row(task, number: int, space: dict[str, Range], title: str, series: str) -> dict:
     """One trial as trials.csv lists it, read back from the server."""
     task.reload()
@@ -102,7 +134,7 @@ def trial_row(task, number: int, space: dict[str, Range], title: str, series: st
     status = str(task.get_status())
     return {"number": number, "task": task.id, "status": status,
             "objective": scalars.get("max") if status in ("completed", "published") else None,
-            "epochs": int(task.data.last_iteration or 0) or None,
+            "epochs_run": int(task.data.last_iteration or 0) or None,
             **{name: parameters.get(f"{SECTION}/{name}") for name in space}}
 
 
@@ -119,8 +151,8 @@ def write_results(out: Path, rows: list[dict], space: dict[str, Range], config: 
     from .search_space import _number
     from .tune_report import best_text
 
-    table = pd.DataFrame(rows, columns=["number", "task", "status", "objective", "epochs", *space])
-    table.astype({"epochs": "Int64"}).to_csv(out / "trials.csv", index=False)
+    table = pd.DataFrame(rows, columns=["number", "task", "status", "objective", "epochs_run", *space])
+    table.astype({"epochs_run": "Int64"}).to_csv(out / "trials.csv", index=False)
     say(table.to_string(index=False))
     best = best_of(rows)
     if best is None:
@@ -199,9 +231,6 @@ def tune_on_server(config: PipelineConfig, model: str, trials: int, objective: s
 
     say = (lambda *a: None) if quiet else (lambda *a: print(*a, flush=True))
     objective_metric(objective)
-    if not base_task:
-        raise UserError("tune on a server needs --base-task ID: the train_<model> step task of a finished pipeline "
-                        "run (`brain-tumor launch --models <model>`, then the step's id from its page)")
     if concurrency < 1:
         raise UserError(f"--concurrency {concurrency}: at least 1")
     fixed = dict(fixed or {})
@@ -209,6 +238,7 @@ def tune_on_server(config: PipelineConfig, model: str, trials: int, objective: s
     out = Path(config.run_dir).resolve()
     if (out / "study.db").exists():
         raise UserError(f"{out} holds a local study: give the server study another --out")
+    base_task = base_task or create_base(config, model, say)
     base, parameters = prepare_base(base_task, model, space, fixed)
     settings = {"base": base, "source": base_task, "model": model, "objective": objective,
                 "space": {n: r.text() for n, r in space.items()}, "fixed": fixed, "trials": trials,

@@ -39,8 +39,8 @@ def test_every_trial_is_recorded_and_the_first_is_not_repeated(study):
     _, out, first, first_mtime = study
     trials = pd.read_csv(out / "trials.csv")
     assert list(trials["number"]) == [0, 1, 2] and set(trials["status"]) == {"complete"}
-    assert {"objective", "epochs", "seconds", "lr", "augment", "batch_size"} <= set(trials.columns)
-    assert (trials["epochs"] == 2).all() and trials["objective"].between(0, 1).all()
+    assert {"objective", "epochs_run", "seconds", "lr", "augment", "batch_size"} <= set(trials.columns)
+    assert (trials["epochs_run"] == 2).all() and trials["objective"].between(0, 1).all()
     # the first run's trial is kept as it was: not run again by the second command
     assert (out / "trials" / "0000" / "result.json").stat().st_mtime_ns == first_mtime
     assert trials.loc[0, "objective"] == pytest.approx(first["value"])
@@ -114,7 +114,7 @@ def test_a_pruned_trial_is_recorded_as_pruned(make_data, tmp_path):
     tune(config, "cnn_b", 1, "val_macro_f1", search_space({"lr": "log:1e-4:2e-4"}, fixed={"epochs"}),
          pruner={"kind": "threshold", "lower": 2.0}, quiet=True)
     trials = pd.read_csv(tmp_path / "pruned" / "trials.csv")
-    assert list(trials["status"]) == ["pruned"] and list(trials["epochs"]) == [1]
+    assert list(trials["status"]) == ["pruned"] and list(trials["epochs_run"]) == [1]
     assert not (tmp_path / "pruned" / "best.yaml").exists()  # no complete trial: nothing to recommend
     assert "No trial completed yet" in (tmp_path / "pruned" / "report.html").read_text()
 
@@ -133,3 +133,15 @@ def test_a_trial_a_kill_interrupted_runs_again_and_does_not_count(tmp_path):
     assert study.trials[1].user_attrs["interrupted"]
     again = study.ask()
     assert again.suggest_float("lr", 1e-4, 1e-3) == lr
+
+
+def test_a_searched_epochs_budget_and_the_epochs_a_trial_ran_are_two_columns():
+    """trials.csv once held one `epochs` column for both: the searched budget overwrote what a pruned trial ran."""
+    from pipelines.tune_report import trial_rows
+
+    study = optuna.create_study(direction="maximize")
+    trial = study.ask({"epochs": optuna.distributions.IntDistribution(5, 30)})
+    trial.set_user_attr("epochs", 3)  # pruned after its third epoch
+    study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+    (row,) = trial_rows(study, search_space({"epochs": "int:5:30"}, fixed=set()))
+    assert row["epochs_run"] == 3 and row["epochs"] == trial.params["epochs"] >= 5

@@ -16,6 +16,7 @@ from pipelines.search_space import clearml_ranges, search_space
 from pipelines.tune_server import (
     best_of,
     check_base,
+    create_base,
     epochs_ceiling,
     objective_metric,
     trial_ranges,
@@ -80,11 +81,11 @@ def test_the_typed_training_options_are_set_on_the_base_task_and_nothing_else():
 
 def test_the_server_study_writes_the_local_studys_best_yaml(tmp_path):
     config = PipelineConfig.from_values({"run_dir": str(tmp_path), "epochs": 1, "models": "cnn_b"})
-    rows = [{"number": 0, "task": "a", "status": "completed", "objective": 0.5, "epochs": 1,
+    rows = [{"number": 0, "task": "a", "status": "completed", "objective": 0.5, "epochs_run": 1,
              "lr": "0.001", "patience": "3", "augment": "none"},
-            {"number": 1, "task": "b", "status": "completed", "objective": 0.75, "epochs": 1,
+            {"number": 1, "task": "b", "status": "completed", "objective": 0.75, "epochs_run": 1,
              "lr": "0.0002", "patience": "4", "augment": "light"},
-            {"number": 2, "task": "c", "status": "failed", "objective": None, "epochs": None,
+            {"number": 2, "task": "c", "status": "failed", "objective": None, "epochs_run": None,
              "lr": "0.003", "patience": "2", "augment": "none"}]
     assert best_of(rows)["task"] == "b"
     values = write_results(tmp_path, rows, SPACE, config, "val_macro_f1", say=lambda *a: None)
@@ -93,5 +94,38 @@ def test_the_server_study_writes_the_local_studys_best_yaml(tmp_path):
     assert (written["lr"], written["patience"], written["augment"], written["epochs"]) == (0.0002, 4, "light", 1)
     assert "task b" in (tmp_path / "best.yaml").read_text()
     header = (tmp_path / "trials.csv").read_text().splitlines()[0]
-    assert header == ",".join(["number", "task", "status", "objective", "epochs", *SPACE])
+    assert header == ",".join(["number", "task", "status", "objective", "epochs_run", *SPACE])
     assert best_of([rows[2]]) is None  # no trial completed: no best.yaml
+
+
+def test_a_study_without_a_base_task_or_data_says_what_it_needs():
+    """Without --base-task the study makes its base from the data: with neither, one clear error, before any
+    server call."""
+    with pytest.raises(UserError, match="--base-task ID .* or the data to make one: --data ROOT"):
+        create_base(PipelineConfig(), "cnn_b", say=lambda *a: None)
+
+
+def test_the_base_run_is_a_pipeline_of_the_one_model_whose_train_step_is_the_base(monkeypatch, tmp_path):
+    """The base comes from `launch --controller-local` of the study's model alone on the study's configuration, and
+    is the train step its controller recorded (the id the launch wrote to `record`)."""
+    import pipelines.launch
+    from clearml import Task
+
+    seen = {}
+
+    def launch(config, mode, record):
+        seen.update(models=config.models, mode=mode, epochs=config.epochs)
+        record.write_text("pipeline-1")
+        return 0
+
+    class Controller:
+        def get_configuration_object(self, name):
+            assert name == "Pipeline"
+            return '{"train_cnn_b": {"job_id": "task-7"}, "evaluate": {"job_id": "task-8"}}'
+
+    monkeypatch.setattr(pipelines.launch, "launch", launch)
+    monkeypatch.setattr(Task, "get_task", staticmethod(lambda task_id: Controller() if task_id == "pipeline-1"
+                                                       else None))
+    config = PipelineConfig(data=str(tmp_path), models="cnn_a,cnn_b,cnn_c", epochs=3)
+    assert create_base(config, "cnn_b", say=lambda *a: None) == "task-7"
+    assert seen == {"models": "cnn_b", "mode": "controller-local", "epochs": 3}

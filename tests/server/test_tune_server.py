@@ -75,16 +75,27 @@ def test_a_server_study_clones_the_training_step_per_trial_and_keeps_the_best(la
         assert not any("test" in str(n).lower() for n in names), names
 
 
-def test_a_remote_study_runs_its_optimizer_on_the_services_agent(launched, server, tmp_path):
-    """Without --controller-local the optimizer is a task of its own on the services queue; its one trial trains on
-    the GPU queue, and the optimizer task holds the table and the best trial. The command only creates and enqueues
-    that task: it returns within two minutes (the SDK's repository detection once held it for five)."""
-    base = launched["steps"]["train_cnn_b"]
-    done = server.cli("tune", "--server", "--base-task", base["id"], "--model", "cnn_b", "--trials", "1",
+def test_a_remote_study_makes_its_base_task_and_runs_its_optimizer_on_the_services_agent(launched, server,
+                                                                                        server_data, tmp_path):
+    """Without --base-task the study first runs a pipeline of its one model on the same data (the same dataset
+    version as `launched`), whose train step is the base. Without --controller-local the optimizer is then a task
+    of its own on the services queue; its one trial trains on the GPU queue, and the optimizer task holds the table
+    and the best trial. The command only creates and enqueues that task after the base run (the SDK's repository
+    detection once held it there for five minutes)."""
+    done = server.cli("tune", "--server", "--data", str(server_data), "--model", "cnn_b", "--trials", "1",
                       "--epochs", "1", "--image-size", "32", "--allow-cpu", "--search", "lr=log:1e-4:1e-2",
                       "--project", server.project, "--gpu-queue", server.queues["gpu"],
-                      "--controller-queue", server.queues["services"], "--out", str(tmp_path / "study"), timeout=120)
+                      "--controller-queue", server.queues["services"], "--out", str(tmp_path / "study"), timeout=600)
     assert done.returncode == 0, done.stdout[-4000:]
+    line = next(line for line in done.stdout.splitlines() if line.startswith("Base task: train_cnn_b of pipeline "))
+    pipeline, base_id = line.split()[5].rstrip(":"), line.split()[-1]
+    assert pipeline != launched["controller"]["id"]
+    made = server.api.steps_of(pipeline)
+    assert [name for name in made if name.startswith("train_")] == ["train_cnn_b"], sorted(made)
+    assert made["train_cnn_b"]["id"] == base_id and made["train_cnn_b"]["status"] == "completed"
+    dataset = {n: server.api.parameters(steps["register_dataset"])["kwargs/dataset_id"]
+               for n, steps in (("made", made), ("launched", launched["steps"]))}
+    assert dataset["made"] == dataset["launched"] and len(dataset["made"]) == 32, dataset  # the same version
     optimizer_id = next(line.split()[2].rstrip(":") for line in done.stdout.splitlines()
                         if line.startswith("Optimizer task "))
     optimizer = server.api.wait(optimizer_id, timeout=900)
