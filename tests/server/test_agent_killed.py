@@ -40,9 +40,9 @@ def test_a_training_whose_agent_dies_is_retried_elsewhere_and_resumes(launched, 
             wait_for(lambda: {w["id"] for w in server.api.call("workers.get_all")["workers"]} >= set(agents), 180,
                      f"agent {n} to register")
         args = launch_args(server, server_data, "cnn_b", "--controller-local", "--stale-minutes", "1")
-        args[args.index("--epochs") + 1] = "150"
+        args[args.index("--epochs") + 1] = "80"  # long enough to be killed mid-run: the kill follows epoch 1
         args[args.index("--gpu-queue") + 1] = QUEUE
-        controller = subprocess.Popen([sys.executable, "-m", "cli", *args, "--patience", "150"], cwd=server.env[
+        controller = subprocess.Popen([sys.executable, "-m", "cli", *args, "--patience", "80"], cwd=server.env[
             "PYTHONPATH"], env=server.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         line = wait_for(lambda: controller.stdout.readline(), 300, "the pipeline id")
         while not line.startswith("Pipeline "):

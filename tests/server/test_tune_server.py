@@ -34,12 +34,12 @@ def test_a_server_study_clones_the_training_step_per_trial_and_keeps_the_best(la
         fixed += ([f"--{flag}"] if value == "True" else [f"--no-{flag}"] if value == "False"
                   else [f"--{flag}", value])
     done = server.cli("tune", "--server", "--controller-local", "--base-task", base["id"], "--model", "cnn_b",
-                      "--trials", "3", "--concurrency", "2", *fixed,
+                      "--trials", "2", "--concurrency", "2", *fixed,
                       *(a for s in SEARCH for a in ("--search", s)), "--project", server.project,
                       "--gpu-queue", server.queues["gpu"], "--out", str(out), timeout=1500)
     assert done.returncode == 0, done.stdout[-4000:]
     rows = list(csv.DictReader((out / "trials.csv").open()))
-    assert len(rows) == 3, rows
+    assert len(rows) == 2, rows
     space = search_space({s.split("=")[0]: s.split("=")[1] for s in SEARCH}, set(FIXED))
     assert set(space) == {"lr", "label_smoothing", "optimizer"}  # the others are fixed by the options above
     by_name = {f.name: f for f in parameters()}
@@ -58,7 +58,7 @@ def test_a_server_study_clones_the_training_step_per_trial_and_keeps_the_best(la
         values = {name: coerce(by_name[name], params[f"kwargs/{name}"]) for name in space}
         assert all(space[name].contains(v) for name, v in values.items()), values
         chosen.append(tuple(values.values()))
-    assert len(set(chosen)) == 3, chosen  # every trial tried other parameters
+    assert len(set(chosen)) == 2, chosen  # every trial tried other parameters
     objectives = {t["id"]: reported(t, "macro F1", "validation") for t in tasks}
     best = max(objectives, key=objectives.get)
     best_row = next(r for r in rows if r["task"] == best)
