@@ -1,15 +1,18 @@
 """One self-contained `report.html` for a run folder: every figure embedded, a table of contents, the conclusion and
 the champion's model card written from the run's own numbers. Opens offline; holds no credentials (it is made only
-from the run folder's data files and figures)."""
+from the run folder's data files and figures).
+
+The page is Jinja2 templates (`templates/`: `base.html` and one `sections/<key>.html` per section, autoescaped);
+this module computes what each section shows: its sentences, tables (header and cells as text) and figures."""
 
 from __future__ import annotations
 
 import base64
-import html
 import json
 import math
 from pathlib import Path
 
+import jinja2
 import pandas as pd
 
 from . import __version__
@@ -29,20 +32,9 @@ SECTIONS = [("overview", "Overview"), ("exploration", "Data exploration"), ("lea
 SPLIT_NAMES = {"train": "training", "val": "validation", "test": "test"}
 MOSTLY_COPIES = 0.5  # above this share of near-copies of training images, an external set mostly re-tests training
 
-STYLE = """
-body { font-family: system-ui, sans-serif; max-width: 1150px; margin: 2em auto; padding: 0 1em; color: #222; }
-nav { background: #f4f6f8; padding: .5em 1.5em; border-radius: 6px; }
-h2 { border-bottom: 2px solid #ddd; padding-bottom: .2em; margin-top: 2em; }
-table { border-collapse: collapse; margin: .8em 0; font-size: .9em; }
-th, td { border: 1px solid #ccc; padding: .25em .6em; text-align: right; }
-th:first-child, td:first-child { text-align: left; }
-img { max-width: 100%; display: block; margin: .8em 0; }
-.notice { background: #fff3cd; border: 1px solid #e0c060; padding: .6em 1em; border-radius: 6px; font-weight: bold; }
-.wide { overflow-x: auto; }
-.small table { font-size: .8em; }
-.verdict { background: #eef4fb; border-left: 4px solid #4a7ab5; padding: .5em 1em; }
-pre { background: #f7f7f7; padding: .8em; overflow-x: auto; font-size: .8em; }
-"""
+TEMPLATES = jinja2.Environment(loader=jinja2.PackageLoader("brain_tumor", "templates"), autoescape=True,
+                               undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+TEMPLATES.filters["fmt"] = format  # {{ value|fmt(".3f") }}
 
 
 def _read_json(path: Path) -> dict:
@@ -53,29 +45,24 @@ def _optional_json(path: Path) -> dict | list | None:
     return _read_json(path) if path.is_file() else None
 
 
-def _image(path: Path, alt: str) -> str:
-    data = base64.b64encode(path.read_bytes()).decode()
-    return f'<img src="data:image/png;base64,{data}" alt="{html.escape(alt)}">'
+def _cell(value) -> str:
+    """A table cell as text: floats to 4 significant digits, missing values empty."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
-def _table(frame: pd.DataFrame, small: bool = False) -> str:
-    """An HTML table that scrolls sideways rather than overflow the page; `small`: a smaller font, for the tables
-    with a column per class or per recipe knob."""
-    table = frame.to_html(index=False, border=0, float_format=lambda v: f"{v:.4g}", na_rep="")
-    return f'<div class="wide{" small" if small else ""}">{table}</div>'
+def _table(frame: pd.DataFrame, small: bool = False) -> dict:
+    """A table for the `table` macro; `small`: a smaller font, for the tables with a column per class or per recipe
+    knob (every table scrolls sideways rather than overflow the page)."""
+    return {"header": [str(c) for c in frame.columns], "small": small,
+            "body": [[_cell(v) for v in row] for row in frame.itertuples(index=False)]}
 
 
-
-def _p(text: str, css: str = "") -> str:
-    return f"<p{f' class={css!r}' if css else ''}>{html.escape(text)}</p>"
-
-
-def _list(items: list[str]) -> str:
-    return "<ul>" + "".join(f"<li>{html.escape(item)}</li>" for item in items) + "</ul>"
-
-
-def _figures(folder: Path, names: list[str]) -> str:
-    return "".join(_image(folder / name, name) for name in names if (folder / name).is_file())
+def _figures(folder: Path, names: list[str]) -> list[dict]:
+    """The named figures of a folder that exist, for the `figures` macro."""
+    return [{"src": "data:image/png;base64," + base64.b64encode((folder / name).read_bytes()).decode(), "alt": name}
+            for name in names if (folder / name).is_file()]
 
 
 def _missing(value) -> bool:
@@ -492,41 +479,6 @@ def model_card(run: dict) -> list[tuple[str, str]]:
     return card
 
 
-def _section_exploration(run: dict, folder: Path) -> str:
-    data = run["data"]
-    splits = pd.DataFrame(data.get("splits", {})).rename(columns=SPLIT_NAMES)
-    splits["total"] = splits.sum(axis=1)
-    train = data.get("splits", {}).get("train", {})
-    ratio = max(train.values()) / max(min(train.values()), 1) if train else float("nan")
-    parts = [_table(splits.rename_axis("class").reset_index()),
-             _p(f"Imbalance ratio (largest / smallest training class): {ratio:.2f}."),
-             _figures(folder, ["class_counts.png", "samples.png"]),
-             "<h3>Data report</h3>",
-             _p(f"Images used: {data['images_used']}; skipped: {data['skipped_count']}; image modes: "
-                + ", ".join(f"{k} {v}" for k, v in data.get("modes", {}).items()) + ".")]
-    if data["skipped"]:
-        parts.append(_table(pd.DataFrame(data["skipped"])))
-    return "".join(parts)
-
-
-def _section_leakage(run: dict, folder: Path) -> str:
-    leak, random = run["leakage"], run["leakage"]["random_split"]
-    parts = [_p(f"Each test image's nearest training or validation image by perceptual hash (pHash, 64 bits); a "
-                f"distance of at most {leak['max_distance']} bits counts as a near-duplicate (a twin)."),
-             _p(f"Test images with a twin: {leak['twins']} of {leak['test_images']} ({leak['twin_fraction']:.1%}). "
-                f"A random, ungrouped split of the same images would have given {random['twins']} of "
-                f"{random['test_images']} ({random['twin_fraction']:.1%})."),
-             _figures(folder, ["leakage_distances.png", "leakage_twins.png"])]
-    if leak["pairs"]:
-        parts.append(_table(pd.DataFrame(leak["pairs"])))
-    parts += ["<h3>Closest pairs, whatever their distance</h3>", _figures(folder, ["leakage_closest.png"])]
-    rows = [{"model": m, **{f"{kind} {key}": (values or {}).get(key) for kind, values in
-                            (metrics.get("leakage") or {}).items() for key in ("samples", "accuracy", "macro_f1")}}
-            for m, metrics in run["metrics"].items()]
-    parts += ["<h3>Test metrics: images with a twin vs novel images</h3>", _table(pd.DataFrame(rows))]
-    return "".join(parts)
-
-
 def style_baseline_table(baseline: dict) -> pd.DataFrame:
     """The style classifiers' out-of-fold accuracy and macro-F1 with their intervals, and the majority-class rate."""
     rows = [{"classifier": name.replace("_", " "), "features": "all style features",
@@ -571,58 +523,6 @@ def external_style_table(shift: dict) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _section_shortcuts(run: dict, folder: Path, evaluation: Path) -> str:
-    shortcuts = run["shortcuts"]
-    baseline, medians = shortcuts["baseline"], shortcuts["medians"]
-    parts = [_p("Can the classes be told apart by how the images were made rather than by what they show? A CNN can "
-                "learn such a style instead of the tumour. Each original file's acquisition style (before any resize "
-                "or crop), per class:"),
-             _list([f"{name}: {text}" for name, text in STYLE_FEATURES.items()])]
-    if baseline is None:
-        parts.append(_p("Style audit not available: this run folder has none (register_dataset computes it from the "
-                        "original files; runs made before it existed lack it)."))
-    else:
-        if medians is not None:
-            parts += ["<h3>Style per class</h3>", _p(f"Medians per class, training split ({baseline['images']} "
-                                                     "images):"), _table(medians, small=True)]
-        parts += [_figures(folder, [STYLE_FIGURE]), "<h3>Style baseline</h3>",
-                  _p(baseline["verdict"]["sentence"], "verdict"),
-                  _p(f"Classifiers that see only the style features, {baseline['folds']}-fold stratified "
-                     "cross-validation on the training split (out-of-fold predictions; 95 % bootstrap intervals):"),
-                  _table(style_baseline_table(baseline)),
-                  _p(f"Verdict rule: {baseline['rule']}."),
-                  _p(f"What carries it, feature by feature; importance: {baseline['importance']}."),
-                  _table(pd.DataFrame(baseline["importances"]))]
-    background = background_table(run)
-    parts.append("<h3>Grad-CAM: heatmap energy outside the head</h3>")
-    if background.empty:
-        parts.append(_p("Not available: the models were evaluated without it."))
-    else:
-        flagged = {model: background_flags(metrics) for model, metrics in run["metrics"].items()}
-        measured = next(b for m in run["metrics"].values() if (b := measured_background(m)))
-        parts += [_p(f"Per model and true class, the mean share of the Grad-CAM heatmap (for the "
-                     f"{measured['explained']}) that lies outside the head (the largest region brighter than a tenth "
-                     f"of the image's maximum), on up to {measured['images_per_class']} images per class of the "
-                     f"held-out split; ⚠ above {measured['threshold']:g}: decisions rest mostly on background or "
-                     "borders."), _table(background, small=True)]
-        parts += [_p(f"{model}: decisions rest mostly on background or borders for {', '.join(classes)}.", "verdict")
-                  for model, classes in flagged.items() if classes]
-        parts += [_figures(evaluation / model, [BACKGROUND_FIGURE]) for model in run["metrics"]]
-    sets = external_sets(run)
-    if sets:
-        parts.append("<h3>External sets: style against the training split</h3>")
-        external = shortcuts["external"] or {}
-        for name in sets:
-            shift = external.get(name)
-            if shift is None:
-                parts.append(_p(f"{name}: style comparison not available."))
-                continue
-            parts += [f"<h4>{html.escape(name)}</h4>", _p(shift["sentence"], "verdict" if shift["shifts"] else ""),
-                      _table(external_style_table(shift), small=True),
-                      _figures(folder, [external_figure_name(name, "style")])]
-    return "".join(parts)
-
-
 def recipe_table(run: dict) -> pd.DataFrame:
     """One row per trained model: the recipe it actually trained with, and what early stopping kept."""
     rows = []
@@ -652,37 +552,6 @@ def recipe_table(run: dict) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _section_training(run: dict, folder: Path) -> str:
-    recipes = recipe_table(run)
-    parts = ([_p("The recipe each model trained with (from its training.json), and the epoch early stopping kept:"),
-              _table(recipes, small=True)] if not recipes.empty else [])
-    for model, record in run["training"].items():
-        if "recipe" not in record:
-            members = " + ".join(f"{w:.2f}·{m}" for m, w in (record.get("members") or {}).items())
-            parts += [f"<h3>{html.escape(model)}</h3>",
-                      _p(f"No training of its own: a soft vote of {record['spec'].get('description') or members}, "
-                         f"members and weights chosen on validation; {record['params']['total']:,} parameters in "
-                         f"all; built in {record['train_seconds']:.0f} s; no training curves.")]
-            continue
-        history = run["histories"].get(model, [])
-        tuned = fine_tune_start(history)
-        text = (f"{record['params']['total']:,} parameters ({record['params']['trainable']:,} trainable); "
-                f"{record['epochs_run']} epochs run, best epoch {record['best_epoch']} by {record['monitor']} "
-                f"({record['best_monitor']:.4f}; validation loss {record['best_val_loss']:.4f}); "
-                f"{record['train_seconds']:.0f} s.")
-        if tuned is not None:
-            stage = "fine-tune" if record["best_epoch"] >= tuned else "frozen"
-            text += (f" Fine-tuning of the top {record.get('fine_tune_layers')} backbone layers, at a tenth of the "
-                     f"learning rate, from epoch {tuned} ({record['epochs_run'] - tuned + 1} epochs, marked on the "
-                     f"curves); the kept epoch is in the {stage} stage.")
-        summary = folder / model / "summary.txt"
-        parts += [f"<h3>{html.escape(model)}</h3>", _p(text), _figures(folder / model, ["curves.png"])]
-        if summary.is_file():
-            parts.append(f"<details><summary>Model summary</summary><pre>{html.escape(summary.read_text())}</pre>"
-                         "</details>")
-    return "".join(parts)
-
-
 def interval_table(metrics: dict, splits: list[str]) -> pd.DataFrame:
     """Rows accuracy, macro-F1 and each class's recall (glioma first); one column per split: value [95 % interval]."""
     names = glioma_first(list(metrics[splits[0]].get("intervals", {}).get("recall", {})))
@@ -696,54 +565,6 @@ def interval_table(metrics: dict, splits: list[str]) -> pd.DataFrame:
         for row, value in zip(rows, values):
             row[header] = value
     return pd.DataFrame(rows)
-
-
-def _glioma_line(model: str, split_metrics: dict, split: str) -> str:
-    glioma = glioma_class(split_metrics.get("intervals", {}).get("recall", {}))
-    recall = split_metrics.get("intervals", {}).get("recall", {}).get(glioma) if glioma else None
-    if not recall or recall["value"] is None:
-        return ""
-    return (f"<p><strong>Glioma recall of {html.escape(model)} on the {SPLIT_NAMES[split]} split: "
-            f"{recall['value']:.3f} (95 % interval {_ends(recall)})</strong> — the class published models miss most "
-            "on new images.</p>")
-
-
-def _section_evaluation(run: dict, folder: Path) -> str:
-    parts = [_p("Intervals: 95 % percentile bootstrap over the split's images (1,000 resamples).")]
-    for model, metrics in run["metrics"].items():
-        split = heldout_split(metrics)
-        held = metrics[split]
-        per_class = {k: v for k, v in held["per_class"].items() if k != "accuracy"}  # accuracy is in the line above
-        report = pd.DataFrame(per_class).T.rename_axis("class").reset_index()
-        parts += [f"<h3>{html.escape(model)}</h3>",
-                  _p(f"{SPLIT_NAMES[split].capitalize()} split, {held['samples']} images: accuracy "
-                     f"{held['accuracy']:.3f}, macro precision {held['macro_precision']:.3f}, macro recall "
-                     f"{held['macro_recall']:.3f}, macro-F1 {held['macro_f1']:.3f}."),
-                  _glioma_line(model, held, split)]
-        if held.get("intervals"):
-            parts.append(_table(interval_table(metrics, list(dict.fromkeys(["val", split])))))
-        parts += [_table(report), _figures(folder / model, ["confusion.png"]),
-                  _list([e["text"] for e in held["errors"].values()]),
-                  _figures(folder / model, ["predictions.png"]),
-                  _p(f"Overfitting: train accuracy {metrics['overfitting']['train_accuracy']:.3f}, validation "
-                     f"{metrics['overfitting']['val_accuracy']:.3f}, gap {metrics['overfitting']['gap']:+.3f} — "
-                     f"{metrics['overfitting']['verdict']}.")]
-    if run["baseline_metrics"]:
-        rows = []
-        for model, metrics in run["baseline_metrics"].items():
-            split = heldout_split(metrics)
-            glioma = glioma_class(metrics[split].get("intervals", {}).get("recall", {}))
-            rows.append({"baseline": model,
-                         "validation accuracy": interval_text(_interval(metrics["val"], "accuracy")),
-                         "validation macro-F1": interval_text(_interval(metrics["val"], "macro_f1")),
-                         f"{SPLIT_NAMES[split]} accuracy": interval_text(_interval(metrics[split], "accuracy")),
-                         f"{SPLIT_NAMES[split]} macro-F1": interval_text(_interval(metrics[split], "macro_f1")),
-                         f"{SPLIT_NAMES[split]} glioma recall": interval_text(
-                             metrics[split].get("intervals", {}).get("recall", {}).get(glioma))})
-        parts += ["<h3>Baselines</h3>",
-                  _p("Non-deep classifiers of the same images' downsampled grey pixels (no figures; never "
-                     "candidates for champion), with 95 % intervals:"), _table(pd.DataFrame(rows))]
-    return "".join(parts)
 
 
 def external_table(set_metrics: dict[str, dict]) -> pd.DataFrame:
@@ -773,98 +594,184 @@ def external_table(set_metrics: dict[str, dict]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _section_external(run: dict, folder: Path) -> str:
-    sets = external_sets(run)
-    if not sets:
-        return _p("No external folder was given, so every number above comes from splits of one source; give "
-                  "labelled folders of class folders with --external-dir (the pipeline parameter external_dir, "
-                  "comma-separated for several) to evaluate every model on independent data.")
+def _exploration(run: dict, folder: Path) -> dict:
+    data = run["data"]
+    splits = pd.DataFrame(data.get("splits", {})).rename(columns=SPLIT_NAMES)
+    splits["total"] = splits.sum(axis=1)
+    train = data.get("splits", {}).get("train", {})
+    return {"splits": _table(splits.rename_axis("class").reset_index()),
+            "ratio": max(train.values()) / max(min(train.values()), 1) if train else float("nan"),
+            "figures": _figures(folder, ["class_counts.png", "samples.png"]), "data": data,
+            "modes": ", ".join(f"{k} {v}" for k, v in data.get("modes", {}).items()),
+            "skipped": _table(pd.DataFrame(data["skipped"])) if data["skipped"] else None}
+
+
+def _leakage(run: dict, folder: Path) -> dict:
+    rows = [{"model": m, **{f"{kind} {key}": (values or {}).get(key) for kind, values in
+                            (metrics.get("leakage") or {}).items() for key in ("samples", "accuracy", "macro_f1")}}
+            for m, metrics in run["metrics"].items()]
+    leak = run["leakage"]
+    return {"leak": leak, "random": leak["random_split"],
+            "figures": _figures(folder, ["leakage_distances.png", "leakage_twins.png"]),
+            "pairs": _table(pd.DataFrame(leak["pairs"])) if leak["pairs"] else None,
+            "closest": _figures(folder, ["leakage_closest.png"]), "models": _table(pd.DataFrame(rows))}
+
+
+def _shortcuts(run: dict, folder: Path, evaluation: Path) -> dict:
+    shortcuts = run["shortcuts"]
+    baseline, medians = shortcuts["baseline"], shortcuts["medians"]
+    values = {"features": [f"{name}: {text}" for name, text in STYLE_FEATURES.items()], "baseline": baseline,
+              "medians": _table(medians, small=True) if baseline and medians is not None else None}
+    if baseline:
+        values.update(figures=_figures(folder, [STYLE_FIGURE]), scores=_table(style_baseline_table(baseline)),
+                      importances=_table(pd.DataFrame(baseline["importances"])))
+    background = background_table(run)
+    values["background"] = None
+    if not background.empty:
+        flagged = {model: background_flags(metrics) for model, metrics in run["metrics"].items()}
+        values["background"] = {
+            "measured": next(b for m in run["metrics"].values() if (b := measured_background(m))),
+            "table": _table(background, small=True),
+            "flagged": {model: ", ".join(classes) for model, classes in flagged.items() if classes},
+            "figures": [f for model in run["metrics"] for f in _figures(evaluation / model, [BACKGROUND_FIGURE])]}
+    external = shortcuts["external"] or {}
+    values["external"] = [
+        {"name": name, "shift": shift,
+         **({"table": _table(external_style_table(shift), small=True),
+             "figures": _figures(folder, [external_figure_name(name, "style")])} if shift is not None else {})}
+        for name in external_sets(run) for shift in [external.get(name)]]
+    return values
+
+
+def _training(run: dict, folder: Path) -> dict:
+    recipes = recipe_table(run)
+    models = []
+    for model, record in run["training"].items():
+        if "recipe" not in record:
+            members = " + ".join(f"{w:.2f}·{m}" for m, w in (record.get("members") or {}).items())
+            models.append({"name": model, "built": (
+                f"No training of its own: a soft vote of {record['spec'].get('description') or members}, members "
+                f"and weights chosen on validation; {record['params']['total']:,} parameters in all; built in "
+                f"{record['train_seconds']:.0f} s; no training curves.")})
+            continue
+        history = run["histories"].get(model, [])
+        tuned = fine_tune_start(history)
+        text = (f"{record['params']['total']:,} parameters ({record['params']['trainable']:,} trainable); "
+                f"{record['epochs_run']} epochs run, best epoch {record['best_epoch']} by {record['monitor']} "
+                f"({record['best_monitor']:.4f}; validation loss {record['best_val_loss']:.4f}); "
+                f"{record['train_seconds']:.0f} s.")
+        if tuned is not None:
+            stage = "fine-tune" if record["best_epoch"] >= tuned else "frozen"
+            text += (f" Fine-tuning of the top {record.get('fine_tune_layers')} backbone layers, at a tenth of the "
+                     f"learning rate, from epoch {tuned} ({record['epochs_run'] - tuned + 1} epochs, marked on the "
+                     f"curves); the kept epoch is in the {stage} stage.")
+        summary = folder / model / "summary.txt"
+        models.append({"name": model, "built": None, "text": text, "figures": _figures(folder / model, ["curves.png"]),
+                       "summary": summary.read_text() if summary.is_file() else None})
+    return {"recipes": _table(recipes, small=True) if not recipes.empty else None, "models": models}
+
+
+def _glioma_recall(split_metrics: dict) -> dict | None:
+    glioma = glioma_class(split_metrics.get("intervals", {}).get("recall", {}))
+    recall = split_metrics.get("intervals", {}).get("recall", {}).get(glioma) if glioma else None
+    return None if not recall or recall["value"] is None else {**recall, "ends": _ends(recall)}
+
+
+def _evaluation(run: dict, folder: Path) -> dict:
+    models = []
+    for model, metrics in run["metrics"].items():
+        split = heldout_split(metrics)
+        held = metrics[split]
+        per_class = {k: v for k, v in held["per_class"].items() if k != "accuracy"}  # accuracy is in the line above
+        report = pd.DataFrame(per_class).T.rename_axis("class").reset_index()
+        models.append({
+            "name": model, "split": SPLIT_NAMES[split], "held": held, "glioma": _glioma_recall(held),
+            "intervals": (_table(interval_table(metrics, list(dict.fromkeys(["val", split]))))
+                          if held.get("intervals") else None),
+            "report": _table(report), "confusion": _figures(folder / model, ["confusion.png"]),
+            "errors": [e["text"] for e in held["errors"].values()],
+            "predictions": _figures(folder / model, ["predictions.png"]), "overfitting": metrics["overfitting"]})
+    rows = []
+    for model, metrics in run["baseline_metrics"].items():
+        split = heldout_split(metrics)
+        glioma = glioma_class(metrics[split].get("intervals", {}).get("recall", {}))
+        rows.append({"baseline": model,
+                     "validation accuracy": interval_text(_interval(metrics["val"], "accuracy")),
+                     "validation macro-F1": interval_text(_interval(metrics["val"], "macro_f1")),
+                     f"{SPLIT_NAMES[split]} accuracy": interval_text(_interval(metrics[split], "accuracy")),
+                     f"{SPLIT_NAMES[split]} macro-F1": interval_text(_interval(metrics[split], "macro_f1")),
+                     f"{SPLIT_NAMES[split]} glioma recall": interval_text(
+                         metrics[split].get("intervals", {}).get("recall", {}).get(glioma))})
+    return {"models": models, "baselines": _table(pd.DataFrame(rows)) if rows else None}
+
+
+def _external(run: dict, folder: Path) -> dict:
     champion = run["champion"]["champion"]
-    parts = [_p(f"Every model evaluated on labelled folders from elsewhere. Macro averages are over the classes each "
-                f"set holds; intervals are 95 % bootstrap intervals. Each external image is matched to its nearest "
-                f"training-folder image by pHash: within {DEFAULT_MAX_DISTANCE} bits it is a near-copy, and the "
-                f"metrics are given apart for near-copies and novel images.")]
-    for name, by_model in sets.items():
+    sets = []
+    for name, by_model in external_sets(run).items():
         first = by_model.get(champion) or next(iter(by_model.values()))
         skipped = first.get("skipped") or []
-        parts += [f"<h3>{html.escape(name)}</h3>",
-                  _p(f"Folder {first.get('folder', '')}: {first['samples']} images of "
-                     f"{', '.join(first.get('classes', []))}" + (f"; {len(skipped)} files skipped" if skipped else "")
-                     + "."),
-                  _p(_copies_sentence(name, first), "verdict" if first["twin_fraction"] > MOSTLY_COPIES else ""),
-                  _table(external_table(by_model), small=True)]
-        if champion in by_model:
-            parts += [_p(f"The champion, {champion}, on {name}:"),
-                      _figures(folder / champion, [external_figure_name(name)])]
-    return "".join(parts)
+        sets.append({"name": name, "copies": _copies_sentence(name, first),
+                     "mostly_copies": first["twin_fraction"] > MOSTLY_COPIES,
+                     "what": (f"Folder {first.get('folder', '')}: {first['samples']} images of "
+                              f"{', '.join(first.get('classes', []))}"
+                              + (f"; {len(skipped)} files skipped" if skipped else "") + "."),
+                     "table": _table(external_table(by_model), small=True),
+                     "figures": (_figures(folder / champion, [external_figure_name(name)]) if champion in by_model
+                                 else None)})
+    return {"sets": sets, "champion": champion, "max_distance": DEFAULT_MAX_DISTANCE}
 
 
-def _section_calibration(run: dict, folder: Path) -> str:
+def _calibration(run: dict, folder: Path) -> dict:
     rows = [{"model": m, **{f"ECE {SPLIT_NAMES[s]}": c["ece"] for s, c in metrics["calibration"].items()}}
             for m, metrics in run["metrics"].items()]
-    parts = [_p("Expected calibration error (ECE, 10 equal-width confidence bins): the average gap between a "
-                "model's confidence and its accuracy, weighted by how many predictions fall in each bin. "
-                "0 is perfect."),
-             _table(pd.DataFrame(rows))]
-    for model in run["metrics"]:
-        parts.append(_figures(folder / model, ["reliability.png"]))
-    return "".join(parts)
+    return {"table": _table(pd.DataFrame(rows)),
+            "figures": [f for model in run["metrics"] for f in _figures(folder / model, ["reliability.png"])]}
 
 
-def _section_comparison(run: dict, folder: Path) -> str:
-    parts = [_table(run["table"], small=True)]
-    if run["baselines"]:
-        parts.append(_p("Baselines (grey, cross-hatched in the figures) are simple classifiers of the same images' "
-                        "pixels: the floor a CNN has to clear. Error bars: 95 % bootstrap intervals of validation "
-                        "macro-F1."))
-    if (beat := baseline_sentence(run["table"])) is not None:
-        parts.append(_p(beat, "verdict"))
-    parts += [_figures(folder, ["comparison.png", "curves_all.png", "custom_vs_transfer.png"]),
-              (f"<p><strong>Champion: {html.escape(run['champion']['champion'])}</strong> — "
-               f"{html.escape(run['champion']['why'])}</p>")]
-    if (promoted := promotion_sentence(run["champion"])) is not None:
-        parts.append(_p(promoted))
-    return "".join(parts)
+def _comparison(run: dict, folder: Path) -> dict:
+    return {"table": _table(run["table"], small=True), "baselines": bool(run["baselines"]),
+            "beat": baseline_sentence(run["table"]), "champion": run["champion"],
+            "figures": _figures(folder, ["comparison.png", "curves_all.png", "custom_vs_transfer.png"]),
+            "promotion": promotion_sentence(run["champion"])}
 
 
-def _overview(run: dict) -> str:
+def _overview(run: dict) -> dict:
     champion, models = run["champion"], run["models"]
     trained = [m for m in models if "recipe" in run["training"][m]]
     built = [m for m in models if m not in trained]
     sets = external_sets(run)
-    return _p(f"Run folder {run['run_dir'].name}: {len(trained)} models trained ({', '.join(trained)}) on "
-              f"{run['data']['images_used']} images" + (f", plus {', '.join(built)}" if built else "")
-              + (f" and {len(run['baselines'])} baselines ({', '.join(run['baselines'])})" if run["baselines"] else "")
-              + (f"; external sets: {', '.join(sets)}" if sets else "; no external set")
-              + f"; champion {champion['champion']} ({champion['metric']} {champion['value']:.4f}).")
+    return {"text": f"Run folder {run['run_dir'].name}: {len(trained)} models trained ({', '.join(trained)}) on "
+                    f"{run['data']['images_used']} images" + (f", plus {', '.join(built)}" if built else "")
+                    + (f" and {len(run['baselines'])} baselines ({', '.join(run['baselines'])})"
+                       if run["baselines"] else "")
+                    + (f"; external sets: {', '.join(sets)}" if sets else "; no external set")
+                    + f"; champion {champion['champion']} ({champion['metric']} {champion['value']:.4f})."}
+
+
+def render(run: dict) -> str:
+    """report.html's text for a loaded run."""
+    figures = report_dir(run["run_dir"])
+    bodies = {
+        "overview": _overview(run),
+        "exploration": _exploration(run, figures / "exploration"),
+        "leakage": _leakage(run, figures / "leakage"),
+        "shortcuts": _shortcuts(run, figures / "shortcuts", figures / "evaluation"),
+        "training": _training(run, figures / "models"),
+        "evaluation": _evaluation(run, figures / "evaluation"),
+        "external": _external(run, figures / "evaluation"),
+        "calibration": _calibration(run, figures / "evaluation"),
+        "comparison": _comparison(run, figures / "comparison"),
+        "conclusion": {"lines": conclusion(run)},
+        "model-card": {"card": model_card(run)},
+    }
+    return TEMPLATES.get_template("base.html").render(run_name=run["run_dir"].name, not_clinical=NOT_CLINICAL,
+                                                      sections=SECTIONS, bodies=bodies)
 
 
 def build_report(run_dir: str | Path) -> Path:
     """Write RUN/report.html from the run folder's files and figures; returns its path."""
     run_dir = Path(run_dir)
-    run = load_run(run_dir)
-    figures = report_dir(run_dir)
-    bodies = {
-        "overview": _overview(run),
-        "exploration": _section_exploration(run, figures / "exploration"),
-        "leakage": _section_leakage(run, figures / "leakage"),
-        "shortcuts": _section_shortcuts(run, figures / "shortcuts", figures / "evaluation"),
-        "training": _section_training(run, figures / "models"),
-        "evaluation": _section_evaluation(run, figures / "evaluation"),
-        "external": _section_external(run, figures / "evaluation"),
-        "calibration": _section_calibration(run, figures / "evaluation"),
-        "comparison": _section_comparison(run, figures / "comparison"),
-        "conclusion": _list(conclusion(run)),
-        "model-card": "<table>" + "".join(f"<tr><th>{html.escape(k)}</th><td style='text-align:left'>"
-                                          f"{html.escape(v)}</td></tr>" for k, v in model_card(run)) + "</table>",
-    }
-    toc = "".join(f'<li><a href="#{key}">{title}</a></li>' for key, title in SECTIONS)
-    sections = "".join(f'<section id="{key}"><h2>{title}</h2>{bodies[key]}</section>' for key, title in SECTIONS)
-    page = (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>Brain tumour MRI run "
-            f"{html.escape(run_dir.name)}</title><style>{STYLE}</style></head><body>"
-            f"<h1>Brain tumour MRI classification — run {html.escape(run_dir.name)}</h1>"
-            f"<p class='notice'>{NOT_CLINICAL}</p><nav><h2>Contents</h2><ol>{toc}</ol></nav>{sections}"
-            f"<p class='notice'>{NOT_CLINICAL}</p></body></html>")
     path = run_dir / "report.html"
-    path.write_text(page)
+    path.write_text(render(load_run(run_dir)))
     return path

@@ -454,7 +454,7 @@ def test_the_shortcut_section_shows_the_audit_files_numbers(full_run):
     shifts = json.loads((folder / "external_style.json").read_text())
     hospital = {row["feature"]: row for row in records(external[0])}
     assert hospital["width"]["no_tumor: training / external"].endswith("⚠")  # planted training no_tumor is smaller
-    assert html.escape(shifts["hospital"]["sentence"]) in part and shifts["hospital"]["shifts"]
+    assert shifts["hospital"]["sentence"] in html.unescape(part) and shifts["hospital"]["shifts"]
     assert "meningioma_tumor: training / external" not in records(external[1])[0]  # mirror lacks the class
 
 
@@ -489,3 +489,36 @@ def test_a_run_without_the_audit_says_it_is_not_available(tmp_path):
     assert "Style audit not available" in part and "Not available: the models were evaluated without it." in part
     assert "<table" not in part
     assert not any(line.startswith("Limit, shortcut audit") for line in conclusion(load_run(folder)))
+
+
+def test_the_page_escapes_what_the_run_folder_holds(tmp_path):
+    """A class name and a champion's reason from the run folder's files are text on the page, never markup."""
+    folder = make_run(tmp_path / "run", external=False)
+    hostile = "<script>alert(1)</script>"
+    for path in folder.rglob("*"):
+        if path.suffix in (".json", ".csv"):
+            path.write_text(path.read_text().replace("pituitary_tumor", hostile))
+    decision = json.loads((folder / "champion.json").read_text())
+    (folder / "champion.json").write_text(json.dumps({**decision, "why": f"<b onmouseover=x>{hostile}</b>"}))
+    page = build_report(folder).read_text()
+    assert "<script" not in page and "<b onmouseover" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in section(page, "exploration")  # the class's row of counts
+    assert "&lt;b onmouseover=x&gt;" in section(page, "comparison")
+
+
+def test_the_templates_ship_with_the_package():
+    """Every template file is matched by pyproject's package-data, so an installed package (the agents' image) can
+    render the report."""
+    from fnmatch import fnmatch
+
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        tomllib = pytest.importorskip("tomli")
+
+    root = Path(__file__).resolve().parent.parent
+    patterns = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["brain_tumor"]
+    templates = [p.relative_to(root / "brain_tumor").as_posix() for p in (root / "brain_tumor" / "templates").rglob("*")
+                 if p.is_file()]
+    assert "templates/base.html" in templates and len(templates) == len(SECTIONS) + 3  # base, macros, css
+    assert [t for t in templates if not any(fnmatch(t, pattern) for pattern in patterns)] == []
