@@ -29,6 +29,11 @@ def report_dir(run_dir: str | Path) -> Path:
     return Path(run_dir) / "report"
 
 
+def ensemble_selection(run_dir: str | Path) -> Path:
+    """Where the ensemble step records its outcome, whether it built an ensemble or not (ensemble.choose)."""
+    return report_dir(run_dir) / "ensemble" / "selection.json"
+
+
 def manifest_frame(prepared) -> pd.DataFrame:
     """The manifest's columns the audit needs, from data already in memory (no file: agents may not have one)."""
     scanned = prepared.scanned

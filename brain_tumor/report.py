@@ -17,7 +17,7 @@ import pandas as pd
 
 from . import __version__
 from .figures import (BACKGROUND_FIGURE, EXTERNAL_STYLE, STYLE_BASELINE, STYLE_FIGURE, STYLE_MEDIANS,
-                      external_figure_name, heldout_split, report_dir)
+                      ensemble_selection, external_figure_name, heldout_split, report_dir)
 from .images import STYLE_FEATURES
 from .plots import fine_tune_start
 from .selection import CHAMPION_METRICS
@@ -27,7 +27,8 @@ from .split import DEFAULT_MAX_DISTANCE
 NOT_CLINICAL = "Research prototype — not for clinical use."
 SECTIONS = [("overview", "Overview"), ("exploration", "Data exploration"), ("leakage", "Leakage audit"),
             ("shortcuts", "Shortcut audit"), ("training", "Training"), ("evaluation", "Evaluation"),
-            ("external", "External validation"), ("calibration", "Calibration"), ("comparison", "Comparison"),
+            ("external", "External validation"), ("calibration", "Calibration"), ("ensemble", "Ensemble"),
+            ("comparison", "Comparison"),
             ("conclusion", "Conclusion"), ("model-card", "Model card")]
 SPLIT_NAMES = {"train": "training", "val": "validation", "test": "test"}
 MOSTLY_COPIES = 0.5  # above this share of near-copies of training images, an external set mostly re-tests training
@@ -110,7 +111,7 @@ def missing_inputs(run_dir: Path) -> list[str]:
 def load_run(run_dir: Path) -> dict:
     """Everything the report shows, read back from the run folder. `models`: the trained models and the ensemble
     (each with training.json and metrics; a history only when trained); `baselines`: the comparison rows of family
-    "baseline" (metrics only, never candidates)."""
+    "baseline" (metrics only, never candidates); `ensemble`: the ensemble step's outcome, built or not."""
     table = pd.read_csv(run_dir / "comparison.csv")
     family = table["family"] if "family" in table else pd.Series("", index=table.index)
     baselines = table.loc[family == "baseline", "model"].tolist()
@@ -130,6 +131,7 @@ def load_run(run_dir: Path) -> dict:
         "histories": {m: h for m, h in histories.items() if h is not None},
         "metrics": {m: _read_json(run_dir / "metrics" / f"{m}.json") for m in models},
         "baseline_metrics": {m: v for m, v in baseline_metrics.items() if v is not None},
+        "ensemble": _optional_json(ensemble_selection(run_dir)),  # None: a run made before the step recorded it
     }
 
 
@@ -594,6 +596,89 @@ def external_table(set_metrics: dict[str, dict]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def mix_text(members: dict[str, float], tta: bool) -> str:
+    """{"cnn_a": 0.6, "resnet50": 0.4} → '0.60·cnn_a + 0.40·resnet50' (as the ensemble step describes its vote)."""
+    return " + ".join(f"{w:.2f}·{m}" for m, w in members.items()) + (" (with mirror images)" if tta else "")
+
+
+def ensemble_sentence(run: dict) -> str:
+    """The ensemble step's outcome in one sentence: built or not, and by how much the best mix beat or lost to the
+    best single model on validation."""
+    record = run["ensemble"]
+    if record is None:
+        built = run["training"].get("ensemble")
+        return (f"Ensemble built: {built['spec'].get('description')} (this run folder does not record the "
+                "candidates' scores: it was made before the ensemble step recorded them)." if built else
+                "No record of the ensemble step in this run folder (made before the step recorded its outcome), "
+                "and no ensemble was built.")
+    if record["decision"] in ("off", "too_few"):
+        names = ", ".join(c["model"] for c in record["candidates"]) or "none"
+        return f"{record['sentence']}; trained models: {names}."
+    single, chosen, mix = record["best_single"], record["chosen"], record["best_mix"]
+    metric = record["metric"].replace("val_", "validation ").replace("macro_f1", "macro-F1")
+    if record["decision"] == "built":
+        return (f"Ensemble built: {mix_text(chosen['members'], chosen['tta'])}, {metric} "
+                f"{chosen['val_macro_f1']:.3f} against {single['val_macro_f1']:.3f} for the best single model, "
+                f"{single['model']} ({chosen['val_macro_f1'] - single['val_macro_f1']:+.3f}); it is evaluated like "
+                "every model and competes for champion.")
+    alone = next(iter(chosen["members"]))
+    sentence = f"No ensemble: on validation no mix beats {alone} alone"
+    if mix:
+        sentence += (f"; the best mix tried, {mix_text(mix['members'], mix['tta'])}, has {metric} "
+                     f"{mix['val_macro_f1']:.3f} against {chosen['val_macro_f1']:.3f} for {alone} alone"
+                     + (" with mirror images" if chosen["tta"] else "")
+                     + f" ({mix['val_macro_f1'] - chosen['val_macro_f1']:+.3f})")
+    return sentence + "."
+
+
+def search_table(record: dict) -> pd.DataFrame:
+    """Both greedy searches round by round: the vote each round starts from, then each candidate's score if added to
+    it (✓: the one added; a round with none is where the search stopped)."""
+    names = [c["model"] for c in record["candidates"]]
+    rows = []
+    for kind, trace in record["searches"].items():
+        for number, round_ in enumerate(trace, 1):
+            start = {m: c / sum(round_["members"].values()) for m, c in round_["members"].items()}
+            rows.append({"probabilities": "with mirror images" if kind == "mirror" else "as they are",
+                         "round": number, "starts from": mix_text(start, False) or "–",
+                         **{f"+ {name}": f"{round_['scores'][name]:.3f}" + (" ✓" if round_["added"] == name else "")
+                            for name in names}})
+    return pd.DataFrame(rows)
+
+
+def step_outcomes(run: dict) -> list[dict]:
+    """Every pipeline step and what came of it, with the section that shows it."""
+    data, leak, champion = run["data"], run["leakage"], run["champion"]
+    splits = {SPLIT_NAMES[s]: sum(c.values()) for s, c in data.get("splits", {}).items()}
+    trained = {m: r for m, r in run["training"].items() if "recipe" in r}
+    weights = next((r["class_weights"] for r in trained.values() if r.get("class_weights")), None)
+    rows = [{"step": "register_dataset", "section": "exploration",
+             "outcome": f"{data['images_used']} images used, {data['skipped_count']} skipped; "
+                        + ", ".join(f"{n} {name}" for name, n in splits.items())
+                        + f"; {leak['twins']} of {leak['test_images']} test images have a near-duplicate in training "
+                          "or validation"},
+            {"step": "class_weights", "section": "training",
+             "outcome": ("balanced class weights: " + ", ".join(f"{n} {w:.2f}" for n, w in weights.items()))
+             if weights else "class weights not recorded"}]
+    rows += [{"step": f"train_{model}", "section": "training",
+              "outcome": f"{r['epochs_run']} epochs, best epoch {r['best_epoch']} ({r['monitor']} "
+                         f"{r['best_monitor']:.4f}); {r['train_seconds']:.0f} s"} for model, r in trained.items()]
+    evaluated = [m for m in run["metrics"] if m in trained]
+    sets = external_sets(run)
+    rows += [{"step": "evaluate", "section": "evaluation",
+              "outcome": f"{len(evaluated)} models evaluated ({', '.join(evaluated)})"
+                         + (f", also on {', '.join(sets)}" if sets else "")},
+             {"step": "ensemble", "section": "ensemble", "outcome": ensemble_sentence(run)},
+             {"step": "baselines", "section": "comparison",
+              "outcome": ", ".join(f"{m}: validation macro-F1 {v['val']['macro_f1']:.3f}"
+                                   for m, v in run["baseline_metrics"].items()) or "no baselines in this run"},
+             {"step": "select_champion", "section": "comparison",
+              "outcome": f"champion {champion['champion']} ({champion['metric']} {champion['value']:.4f})"
+                         + (f"; {promotion_sentence(champion)}" if champion.get("promotion") else "")}]
+    titles = dict(SECTIONS)
+    return [{**row, "title": titles[row["section"]]} for row in rows]
+
+
 def _exploration(run: dict, folder: Path) -> dict:
     data = run["data"]
     splits = pd.DataFrame(data.get("splits", {})).rename(columns=SPLIT_NAMES)
@@ -729,6 +814,16 @@ def _calibration(run: dict, folder: Path) -> dict:
             "figures": [f for model in run["metrics"] for f in _figures(folder / model, ["reliability.png"])]}
 
 
+def _ensemble(run: dict) -> dict:
+    record = run["ensemble"]
+    searched = record is not None and "searches" in record
+    return {"sentence": ensemble_sentence(run), "built": "ensemble" in run["training"], "record": record,
+            "candidates": _table(pd.DataFrame([{"model": c["model"], "validation macro-F1": f"{c['val_macro_f1']:.3f}",
+                                                "with mirror images": f"{c['val_macro_f1_mirror']:.3f}"}
+                                               for c in record["candidates"]])) if searched else None,
+            "search": _table(search_table(record), small=True) if searched else None}
+
+
 def _comparison(run: dict, folder: Path) -> dict:
     return {"table": _table(run["table"], small=True), "baselines": bool(run["baselines"]),
             "beat": baseline_sentence(run["table"]), "champion": run["champion"],
@@ -746,7 +841,8 @@ def _overview(run: dict) -> dict:
                     + (f" and {len(run['baselines'])} baselines ({', '.join(run['baselines'])})"
                        if run["baselines"] else "")
                     + (f"; external sets: {', '.join(sets)}" if sets else "; no external set")
-                    + f"; champion {champion['champion']} ({champion['metric']} {champion['value']:.4f})."}
+                    + f"; champion {champion['champion']} ({champion['metric']} {champion['value']:.4f}).",
+            "steps": step_outcomes(run)}
 
 
 def render(run: dict) -> str:
@@ -761,6 +857,7 @@ def render(run: dict) -> str:
         "evaluation": _evaluation(run, figures / "evaluation"),
         "external": _external(run, figures / "evaluation"),
         "calibration": _calibration(run, figures / "evaluation"),
+        "ensemble": _ensemble(run),
         "comparison": _comparison(run, figures / "comparison"),
         "conclusion": {"lines": conclusion(run)},
         "model-card": {"card": model_card(run)},

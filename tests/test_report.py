@@ -84,6 +84,20 @@ def test_report_html_has_every_section_and_embeds_every_image(first_run):
     assert "http://" not in page and "https://" not in page  # nothing to fetch
 
 
+def test_the_ensemble_steps_outcome_is_recorded_and_reported_built_or_not(first_run):
+    run_dir, _ = first_run
+    record = json.loads((run_dir / "report" / "ensemble" / "selection.json").read_text())
+    assert record["decision"] == ("built" if ensemble_built(run_dir) else "no_gain")
+    assert sorted(c["model"] for c in record["candidates"]) == sorted(TRAINED)
+    single = record["best_single"]
+    page = (run_dir / "report.html").read_text()
+    part = page.split('<section id="ensemble">')[1].split("</section>")[0]
+    assert (f"{single['val_macro_f1']:.3f} for the best single model, {single['model']}" if ensemble_built(run_dir)
+            else f"No ensemble: on validation no mix beats {next(iter(record['chosen']['members']))} alone") in part
+    for candidate in record["candidates"]:
+        assert f"<td>{candidate['model']}</td><td>{candidate['val_macro_f1']:.3f}</td>" in part
+
+
 def test_the_conclusion_is_made_of_the_runs_numbers(first_run):
     run_dir, _ = first_run
     champion = json.loads((run_dir / "champion.json").read_text())

@@ -522,3 +522,75 @@ def test_the_templates_ship_with_the_package():
                  if p.is_file()]
     assert "templates/base.html" in templates and len(templates) == len(SECTIONS) + 3  # base, macros, css
     assert [t for t in templates if not any(fnmatch(t, pattern) for pattern in patterns)] == []
+
+
+def write_selection(folder: Path, rng, decision: str) -> dict:
+    """report/ensemble/selection.json as the ensemble step writes it: from the core's choice on validation
+    probabilities ("no_gain": cnn_a right on every image, no mix can beat it; "built": two complementary halves)."""
+    from brain_tumor.ensemble import choose
+    from brain_tumor.figures import ensemble_selection
+
+    labels = np.arange(40) % 4
+    if decision == "no_gain":
+        plain = {"cnn_a": probabilities(rng, labels, 1.0), "cnn_b": probabilities(rng, labels, 0.5),
+                 "resnet50": probabilities(rng, labels, 0.6)}
+    else:
+        half = labels < 2
+        plain = {"cnn_a": probabilities(rng, np.where(half, labels, 0), 1.0),
+                 "cnn_b": probabilities(rng, np.where(half, 3, labels), 1.0),
+                 "resnet50": probabilities(rng, labels, 0.3)}
+    outcome = choose(plain, plain, labels)
+    assert outcome["decision"] == decision
+    ensemble_selection(folder).parent.mkdir(parents=True, exist_ok=True)
+    ensemble_selection(folder).write_text(json.dumps({**outcome, "sentence": "as the step printed it"}))
+    return outcome
+
+
+def test_no_ensemble_is_an_outcome_the_report_shows(tmp_path):
+    folder = make_run(tmp_path / "run", ensemble=False, external=False)
+    outcome = write_selection(folder, np.random.default_rng(3), "no_gain")
+    page = build_report(folder).read_text()
+    part = section(page, "ensemble")
+    single, mix = outcome["best_single"], outcome["best_mix"]
+    assert single == {"model": "cnn_a", "val_macro_f1": 1.0} and mix["val_macro_f1"] < 1
+    sentence = ("No ensemble: on validation no mix beats cnn_a alone; the best mix tried, "
+                + " + ".join(f"{w:.2f}·{m}" for m, w in mix["members"].items())
+                + f", has validation macro-F1 {mix['val_macro_f1']:.3f} against 1.000 for cnn_a alone "
+                  f"({mix['val_macro_f1'] - 1:+.3f}).")
+    assert f"<p class='verdict'>{sentence}</p>" in part
+    candidates, search = Tables(part).tables
+    assert records(candidates) == [{"model": c["model"], "validation macro-F1": f"{c['val_macro_f1']:.3f}",
+                                    "with mirror images": f"{c['val_macro_f1_mirror']:.3f}"}
+                                   for c in outcome["candidates"]]
+    rounds = records(search)
+    assert [r["round"] for r in rounds] == ["1", "2", "1", "2"]  # as they are, then with mirror images
+    assert rounds[0]["starts from"] == "–" and rounds[0]["+ cnn_a"] == "1.000 ✓"
+    assert rounds[1]["starts from"] == "1.00·cnn_a" and "✓" not in "".join(rounds[1].values())
+    steps = {row["step"]: row["outcome"] for row in records(Tables(section(page, "overview")).tables[0])}
+    assert steps["ensemble"] == sentence
+    assert list(steps) == ["register_dataset", "class_weights", "train_cnn_a", "train_cnn_b", "train_resnet50",
+                           "evaluate", "ensemble", "baselines", "select_champion"]
+
+
+def test_a_built_ensemble_shows_its_gain_over_the_best_single_model(tmp_path):
+    folder = make_run(tmp_path / "run", external=False)
+    outcome = write_selection(folder, np.random.default_rng(4), "built")
+    part = section(build_report(folder).read_text(), "ensemble")
+    chosen, single = outcome["chosen"], outcome["best_single"]
+    assert (f"Ensemble built: {' + '.join(f'{w:.2f}·{m}' for m, w in chosen['members'].items())}, validation "
+            f"macro-F1 {chosen['val_macro_f1']:.3f} against {single['val_macro_f1']:.3f} for the best single model, "
+            f"{single['model']} ({chosen['val_macro_f1'] - single['val_macro_f1']:+.3f})") in part
+    assert chosen["val_macro_f1"] > single["val_macro_f1"] and "its validation score is optimistic" in part
+
+
+@pytest.mark.parametrize("decision, sentence", [("off", "No ensemble: turned off (ensemble=false)"),
+                                                ("too_few", "No ensemble: fewer than two trained models")])
+def test_an_ensemble_step_with_nothing_to_try_says_why(tmp_path, decision, sentence):
+    from brain_tumor.figures import ensemble_selection
+
+    folder = make_run(tmp_path / "run", ensemble=False, baselines=False, external=False)
+    ensemble_selection(folder).parent.mkdir(parents=True)
+    ensemble_selection(folder).write_text(json.dumps({"decision": decision, "sentence": sentence,
+                                                      "candidates": [{"model": "cnn_a"}]}))
+    part = section(build_report(folder).read_text(), "ensemble")
+    assert f"<p class='verdict'>{sentence}; trained models: cnn_a.</p>" in part and "<table" not in part
