@@ -7,7 +7,6 @@ this module computes what each section shows: its sentences, tables (header and 
 
 from __future__ import annotations
 
-import base64
 import json
 import math
 from pathlib import Path
@@ -16,8 +15,10 @@ import jinja2
 import pandas as pd
 
 from . import __version__
-from .figures import (BACKGROUND_FIGURE, EXTERNAL_STYLE, STYLE_BASELINE, STYLE_FIGURE, STYLE_MEDIANS,
-                      ensemble_selection, external_figure_name, heldout_split, report_dir)
+from .embed import embedded
+from .figures import (BACKGROUND_FIGURE, CLOSEST, EXTERNAL_STYLE, PHOTO_GRIDS, PREDICTIONS, SAMPLES, STYLE_BASELINE,
+                      STYLE_FIGURE, STYLE_MEDIANS, TWINS, ensemble_selection, external_figure_name, heldout_split,
+                      report_dir)
 from .images import STYLE_FEATURES
 from .plots import fine_tune_start
 from .selection import CHAMPION_METRICS
@@ -61,9 +62,8 @@ def _table(frame: pd.DataFrame, small: bool = False) -> dict:
 
 
 def _figures(folder: Path, names: list[str]) -> list[dict]:
-    """The named figures of a folder that exist, for the `figures` macro."""
-    return [{"src": "data:image/png;base64," + base64.b64encode((folder / name).read_bytes()).decode(), "alt": name}
-            for name in names if (folder / name).is_file()]
+    """The named figures of a folder that exist, for the `figures` macro (embed.embedded)."""
+    return [embedded(folder / name, photo=name in PHOTO_GRIDS) for name in names if (folder / name).is_file()]
 
 
 def _missing(value) -> bool:
@@ -674,7 +674,7 @@ def step_outcomes(run: dict) -> list[dict]:
                                    for m, v in run["baseline_metrics"].items()) or "no baselines in this run"},
              {"step": "select_champion", "section": "comparison",
               "outcome": f"champion {champion['champion']} ({champion['metric']} {champion['value']:.4f})"
-                         + (f"; {promotion_sentence(champion)}" if champion.get("promotion") else "")}]
+                         + (f". {promotion_sentence(champion)}" if champion.get("promotion") else "")}]
     titles = dict(SECTIONS)
     return [{**row, "title": titles[row["section"]]} for row in rows]
 
@@ -686,7 +686,7 @@ def _exploration(run: dict, folder: Path) -> dict:
     train = data.get("splits", {}).get("train", {})
     return {"splits": _table(splits.rename_axis("class").reset_index()),
             "ratio": max(train.values()) / max(min(train.values()), 1) if train else float("nan"),
-            "figures": _figures(folder, ["class_counts.png", "samples.png"]), "data": data,
+            "figures": _figures(folder, ["class_counts.png", SAMPLES]), "data": data,
             "modes": ", ".join(f"{k} {v}" for k, v in data.get("modes", {}).items()),
             "skipped": _table(pd.DataFrame(data["skipped"])) if data["skipped"] else None}
 
@@ -697,9 +697,9 @@ def _leakage(run: dict, folder: Path) -> dict:
             for m, metrics in run["metrics"].items()]
     leak = run["leakage"]
     return {"leak": leak, "random": leak["random_split"],
-            "figures": _figures(folder, ["leakage_distances.png", "leakage_twins.png"]),
+            "figures": _figures(folder, ["leakage_distances.png", TWINS]),
             "pairs": _table(pd.DataFrame(leak["pairs"])) if leak["pairs"] else None,
-            "closest": _figures(folder, ["leakage_closest.png"]), "models": _table(pd.DataFrame(rows))}
+            "closest": _figures(folder, [CLOSEST]), "models": _table(pd.DataFrame(rows))}
 
 
 def _shortcuts(run: dict, folder: Path, evaluation: Path) -> dict:
@@ -775,7 +775,7 @@ def _evaluation(run: dict, folder: Path) -> dict:
                           if held.get("intervals") else None),
             "report": _table(report), "confusion": _figures(folder / model, ["confusion.png"]),
             "errors": [e["text"] for e in held["errors"].values()],
-            "predictions": _figures(folder / model, ["predictions.png"]), "overfitting": metrics["overfitting"]})
+            "predictions": _figures(folder / model, [PREDICTIONS]), "overfitting": metrics["overfitting"]})
     rows = []
     for model, metrics in run["baseline_metrics"].items():
         split = heldout_split(metrics)
