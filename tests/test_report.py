@@ -13,7 +13,8 @@ import pytest
 from conftest import ACCESS_MARKER, SECRET_MARKER
 from PIL import Image
 
-from brain_tumor.report import NOT_CLINICAL, SECTIONS, build_report, main_confusions
+from brain_tumor.report import NOT_CLINICAL, SECTIONS, build_report
+from brain_tumor.report_text import main_confusions
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
