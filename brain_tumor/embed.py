@@ -1,8 +1,9 @@
 """Figures as report.html embeds them; the run folder keeps the PNGs the steps drew. Photo grids (MRI slices, their
 Grad-CAM) become JPEG, plots PNG of at most 256 colours, and none is wider than twice the width it is shown at.
 
-Measured on the demo run's 29 figures: plots 1.84 MB as drawn, 0.67 MB quantized; on a real-data predictions grid
-(128-pixel slices), 1.34 MB as PNG, 0.26 MB as JPEG."""
+Measured on a run of the five models and the ensemble on the real Training folder (128-pixel slices): its 9 photo
+grids 10.1 MB as PNG, 2.0 MB as JPEG; its 28 plots 2.2 MB as drawn, 0.8 MB quantized; report.html 16.5 MB before,
+3.8 MB after."""
 
 from __future__ import annotations
 
@@ -35,7 +36,7 @@ def embedded(path: Path, photo: bool) -> dict:
         image = image.resize((MAX_DENSITY * width, round(image.height * scale)), Image.Resampling.LANCZOS)
     buffer = io.BytesIO()
     if photo:
-        image.save(buffer, "JPEG", quality=JPEG_QUALITY, optimize=True)
+        image.save(buffer, "JPEG", quality=JPEG_QUALITY, optimize=True, progressive=True)
     else:
         image.quantize(PLOT_COLOURS, dither=Image.Dither.NONE).save(buffer, "PNG", optimize=True)
     return {"src": f"data:image/{'jpeg' if photo else 'png'};base64," + base64.b64encode(buffer.getvalue()).decode(),
