@@ -8,6 +8,7 @@ files over the size limit and non-images with a message (never a path or a stack
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 from pathlib import Path
 
@@ -70,6 +71,13 @@ def classify(model, metadata: dict, file_path: str | None):
             overlay(display, np.clip(large, 0, 1)))
 
 
+def enlarged(pixels: np.ndarray) -> np.ndarray:
+    """The model's input with each pixel repeated (no smoothing, nothing added) to at least DISPLAY_SIZE, so that the
+    slice the model judged is shown as large as its Grad-CAM."""
+    factor = max(1, math.ceil(DISPLAY_SIZE / pixels.shape[0]))
+    return pixels.repeat(factor, axis=0).repeat(factor, axis=1)
+
+
 def build_app(model, metadata: dict, model_path: Path, examples_dir: Path):
     import gradio as gr
 
@@ -84,11 +92,16 @@ def build_app(model, metadata: dict, model_path: Path, examples_dir: Path):
                              elem_id="probabilities")
         with gr.Row():
             size = metadata["image_size"]
-            seen = gr.Image(label=f"The slice as the model saw it ({size}×{size} pixels)", elem_id="model-input",
-                            interactive=False, height=DISPLAY_SIZE)
+            seen = gr.Image(label=f"The slice as the model saw it ({size}×{size} pixels, enlarged)",
+                            elem_id="model-input", interactive=False, height=DISPLAY_SIZE)
             heatmap = gr.Image(label="Grad-CAM: where the model looked (predicted class)", elem_id="gradcam",
                                interactive=False, height=DISPLAY_SIZE)
-        upload.change(lambda path: classify(model, metadata, path), inputs=upload, outputs=[label, seen, heatmap])
+
+        def show(path):
+            probabilities, pixels, overlay = classify(model, metadata, path)
+            return probabilities, None if pixels is None else enlarged(pixels), overlay
+
+        upload.change(show, inputs=upload, outputs=[label, seen, heatmap])
         examples = write_examples(examples_dir, metadata["class_names"])
         if examples:
             gr.Examples(examples=examples, inputs=upload, label="Examples (synthetic phantoms from the demo data)")
