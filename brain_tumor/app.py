@@ -1,4 +1,5 @@
-"""A Gradio app around one trained model: upload an MRI slice, see the four class probabilities and the Grad-CAM.
+"""A Gradio app around one trained model: upload an MRI slice, see it as the model saw it (decoded, cropped if the
+model was trained so, resized to its input size) beside the Grad-CAM overlay, and the four class probabilities.
 
 Safe by default: it listens on localhost only, makes no public share link unless asked, sends no analytics, refuses
 files over the size limit and non-images with a message (never a path or a stack trace).
@@ -7,6 +8,7 @@ files over the size limit and non-images with a message (never a path or a stack
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 from pathlib import Path
 
@@ -49,13 +51,14 @@ def write_examples(folder: Path, class_names: list[str], size: int = 128) -> lis
 
 
 def classify(model, metadata: dict, file_path: str | None):
-    """The handler: (probabilities by class, Grad-CAM overlay). Bad input raises gr.Error with a plain message."""
+    """The handler: (probabilities by class, the slice as the model saw it, at its input size, and the Grad-CAM
+    overlay). Bad input raises gr.Error with a plain message."""
     import gradio as gr
 
     from .gradcam import gradcam, overlay
 
     if not file_path:  # the upload was cleared
-        return None, None
+        return None, None, None
     result = decode_for_model(Path(file_path), metadata["image_size"], metadata.get("crop", False))
     if isinstance(result, Skipped):
         raise gr.Error(NOT_AN_IMAGE)
@@ -64,8 +67,15 @@ def classify(model, metadata: dict, file_path: str | None):
     display = decode_for_model(Path(file_path), DISPLAY_SIZE, metadata.get("crop", False))
     large = np.asarray(Image.fromarray(heatmap.astype(np.float32)).resize((DISPLAY_SIZE,) * 2,
                                                                           Image.Resampling.BILINEAR))
-    return ({name: float(p) for name, p in zip(metadata["class_names"], probabilities)},
+    return ({name: float(p) for name, p in zip(metadata["class_names"], probabilities)}, result,
             overlay(display, np.clip(large, 0, 1)))
+
+
+def enlarged(pixels: np.ndarray) -> np.ndarray:
+    """The model's input with each pixel repeated (no smoothing, nothing added) to at least DISPLAY_SIZE, so that the
+    slice the model judged is shown as large as its Grad-CAM."""
+    factor = max(1, math.ceil(DISPLAY_SIZE / pixels.shape[0]))
+    return pixels.repeat(factor, axis=0).repeat(factor, axis=1)
 
 
 def build_app(model, metadata: dict, model_path: Path, examples_dir: Path):
@@ -78,12 +88,20 @@ def build_app(model, metadata: dict, model_path: Path, examples_dir: Path):
         with gr.Row():
             upload = gr.File(label="MRI slice (JPEG, PNG, …)", file_types=["image"], type="filepath",
                              elem_id="upload")
-            with gr.Column():
-                label = gr.Label(num_top_classes=len(metadata["class_names"]), label="Class probabilities",
-                                 elem_id="probabilities")
-                heatmap = gr.Image(label="Grad-CAM: where the model looked (predicted class)", elem_id="gradcam",
-                                   interactive=False, height=DISPLAY_SIZE)
-        upload.change(lambda path: classify(model, metadata, path), inputs=upload, outputs=[label, heatmap])
+            label = gr.Label(num_top_classes=len(metadata["class_names"]), label="Class probabilities",
+                             elem_id="probabilities")
+        with gr.Row():
+            size = metadata["image_size"]
+            seen = gr.Image(label=f"The slice as the model saw it ({size}×{size} pixels, enlarged)",
+                            elem_id="model-input", interactive=False, height=DISPLAY_SIZE)
+            heatmap = gr.Image(label="Grad-CAM: where the model looked (predicted class)", elem_id="gradcam",
+                               interactive=False, height=DISPLAY_SIZE)
+
+        def show(path):
+            probabilities, pixels, overlay = classify(model, metadata, path)
+            return probabilities, None if pixels is None else enlarged(pixels), overlay
+
+        upload.change(show, inputs=upload, outputs=[label, seen, heatmap])
         examples = write_examples(examples_dir, metadata["class_names"])
         if examples:
             gr.Examples(examples=examples, inputs=upload, label="Examples (synthetic phantoms from the demo data)")

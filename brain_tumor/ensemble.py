@@ -37,24 +37,77 @@ def macro_f1(labels: np.ndarray, probabilities: np.ndarray, classes: int) -> flo
                           zero_division=0))
 
 
-def select_members(probabilities: dict[str, np.ndarray], labels: np.ndarray, rounds: int = 20) -> dict[str, float]:
-    """Greedy forward selection with replacement on validation macro-F1: start from the best single model, add the
-    member (again, possibly) that helps most, stop when none helps. Returns member → weight (counts / total)."""
+def greedy_rounds(probabilities: dict[str, np.ndarray], labels: np.ndarray, rounds: int = 20) -> list[dict]:
+    """Greedy forward selection with replacement on validation macro-F1, round by round: start from the best single
+    model, add the member (again, possibly) that helps most, stop when none helps. Each round: the members it starts
+    from (name → count), every model's score if added, and the one added (None: none helps, the search stopped)."""
     classes = next(iter(probabilities.values())).shape[1]
     counts: dict[str, int] = {}
     total = np.zeros_like(next(iter(probabilities.values())))
-    best = -1.0
+    best, trace = -1.0, []
     for _ in range(rounds):
         scores = {name: macro_f1(labels, (total + p) / (sum(counts.values()) + 1), classes)
                   for name, p in probabilities.items()}
         name = max(scores, key=scores.get)  # ties: the first in order
-        if scores[name] <= best:
+        added = name if scores[name] > best else None
+        trace.append({"members": dict(counts), "scores": scores, "added": added})
+        if added is None:
             break
         best = scores[name]
         counts[name] = counts.get(name, 0) + 1
         total += probabilities[name]
+    return trace
+
+
+def _weights(counts: dict[str, int]) -> dict[str, float]:
     n = sum(counts.values())
     return {name: count / n for name, count in sorted(counts.items(), key=lambda item: -item[1])}
+
+
+def _after(round_: dict, name: str | None) -> dict[str, int]:
+    counts = dict(round_["members"])
+    if name is not None:
+        counts[name] = counts.get(name, 0) + 1
+    return counts
+
+
+def select_members(probabilities: dict[str, np.ndarray], labels: np.ndarray, rounds: int = 20) -> dict[str, float]:
+    """The greedy search's result (greedy_rounds): member → weight (counts / total), heaviest first."""
+    last = greedy_rounds(probabilities, labels, rounds)[-1]
+    return _weights(_after(last, last["added"]))
+
+
+def _best_mix(searches: dict[str, list[dict]]) -> dict | None:
+    """The highest-scoring mix of two or more distinct models that either search tried (kept or not)."""
+    tried = [(score, _weights(_after(round_, name)), tta == "mirror") for tta, trace in searches.items()
+             for round_ in trace for name, score in round_["scores"].items() if len(_after(round_, name)) > 1]
+    if not tried:
+        return None
+    score, members, tta = max(tried, key=lambda t: t[0])
+    return {"members": members, "tta": tta, "val_macro_f1": score}
+
+
+def choose(plain: dict[str, np.ndarray], mirrored: dict[str, np.ndarray], labels: np.ndarray) -> dict:
+    """The ensemble step's outcome on validation, as it records it: each candidate's macro-F1 alone (and averaged
+    over its mirror image), both greedy searches round by round, the best single model, the best mix either search
+    tried, the chosen members and weights (mirror images when they score higher), and the decision: "built" when the
+    chosen vote has two or more members, else "no_gain"."""
+    classes = next(iter(plain.values())).shape[1]
+    probabilities = {"plain": plain, "mirror": mirrored}
+    searches = {kind: greedy_rounds(p, labels) for kind, p in probabilities.items()}
+    weights = {kind: _weights(_after(trace[-1], trace[-1]["added"])) for kind, trace in searches.items()}
+    scores = {kind: macro_f1(labels, blend(probabilities[kind], weights[kind]), classes) for kind in searches}
+    tta = scores["mirror"] > scores["plain"]
+    kind = "mirror" if tta else "plain"
+    candidates = [{"model": name, "val_macro_f1": macro_f1(labels, plain[name], classes),
+                   "val_macro_f1_mirror": macro_f1(labels, mirrored[name], classes)} for name in plain]
+    single = max(candidates, key=lambda c: c["val_macro_f1"])  # ties: the first in order
+    return {"decision": "built" if len(weights[kind]) > 1 else "no_gain", "metric": "val_macro_f1",
+            "val_images": int(len(labels)), "candidates": candidates,
+            "best_single": {"model": single["model"], "val_macro_f1": single["val_macro_f1"]},
+            "best_mix": _best_mix(searches), "chosen": {"members": weights[kind], "tta": tta,
+                                                        "val_macro_f1": scores[kind]},
+            "searches": searches}
 
 
 def blend(probabilities: dict[str, np.ndarray], weights: dict[str, float]) -> np.ndarray:

@@ -23,10 +23,18 @@ PREDICTIONS_SHOWN = 8  # correct and wrong each
 # The shortcut audit's files in RUN/report/shortcuts/ (register_dataset, evaluate) and a model's evaluation folder
 STYLE_CSV, STYLE_MEDIANS, STYLE_BASELINE = "style.csv", "style_medians.csv", "style_baseline.json"
 STYLE_FIGURE, EXTERNAL_STYLE, BACKGROUND_FIGURE = "style_distributions.png", "external_style.json", "background.png"
+# The figures drawn by plots.image_grid (photographs, embedded in report.html as JPEG); every other figure is a plot
+SAMPLES, TWINS, CLOSEST, PREDICTIONS = "samples.png", "leakage_twins.png", "leakage_closest.png", "predictions.png"
+PHOTO_GRIDS = (SAMPLES, TWINS, CLOSEST, PREDICTIONS)
 
 
 def report_dir(run_dir: str | Path) -> Path:
     return Path(run_dir) / "report"
+
+
+def ensemble_selection(run_dir: str | Path) -> Path:
+    """Where the ensemble step records its outcome, whether it built an ensemble or not (ensemble.choose)."""
+    return report_dir(run_dir) / "ensemble" / "selection.json"
 
 
 def manifest_frame(prepared) -> pd.DataFrame:
@@ -50,7 +58,7 @@ def exploration(prepared, counts: dict, out: Path, seed: int = 0) -> dict[str, P
                                                                   for i in picked],
                             "Training images and their labels", ncols=SAMPLES_PER_CLASS)
     return {"Images per class and split": plots.save(plots.class_counts(counts), out / "class_counts.png"),
-            "Sample training images": plots.save(grid, out / "samples.png")}
+            "Sample training images": plots.save(grid, out / SAMPLES)}
 
 
 def style_table(prepared) -> pd.DataFrame:
@@ -122,8 +130,8 @@ def leakage(prepared, out: Path, seed: int = 0) -> tuple[dict, dict[str, Path]]:
     figures = {"Nearest-neighbour distance of test images": plots.save(
         plots.distance_histogram(result["nearest_distances"], result["max_distance"]), out / "leakage_distances.png")}
     index = {name: i for i, name in enumerate(frame["file"])}
-    for key, title, name in (("pairs", "Test images with a near-duplicate in training", "leakage_twins.png"),
-                             ("closest_pairs", "Closest test/training pairs", "leakage_closest.png")):
+    for key, title, name in (("pairs", "Test images with a near-duplicate in training", TWINS),
+                             ("closest_pairs", "Closest test/training pairs", CLOSEST)):
         pairs = result[key][:PREDICTIONS_SHOWN]
         if pairs:
             images, titles = [], []
@@ -184,7 +192,7 @@ def evaluation(model, model_name: str, metrics: dict, prepared, probabilities: d
         f"{model_name} confusion matrices": plots.save(
             plots.confusion_matrices(metrics[split]["confusion_matrix"], names, model_name, split),
             out / "confusion.png"),
-        f"{model_name} sample predictions": plots.save(grid, out / "predictions.png"),
+        f"{model_name} sample predictions": plots.save(grid, out / PREDICTIONS),
         f"{model_name} reliability": plots.save(
             plots.reliability_diagram(calibration["bins"], calibration["ece"], model_name), out / "reliability.png"),
         **external_confusions(model_name, metrics, names, out),

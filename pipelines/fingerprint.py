@@ -12,6 +12,8 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("brain_tumor", "steps", "pipelines")
 ALWAYS = ("pipelines.executor", "pipelines.config")  # every step runs through these
+# Files a module reads as its own code without importing them: report.py renders these templates
+READS = {"brain_tumor.report": "brain_tumor/templates"}
 
 
 def _module_file(module: str, root: Path) -> Path | None:
@@ -43,8 +45,9 @@ def _imports(path: Path, module: str) -> set[str]:
 
 @cache
 def code_files(module: str, root: Path = REPO_ROOT) -> tuple[Path, ...]:
-    """The project's source files `module` depends on (itself included), sorted."""
+    """The project's source files `module` depends on (itself included, and the files READS names), sorted."""
     seen: dict[str, Path] = {}
+    read: set[Path] = set()
     todo = [module, *ALWAYS]
     while todo:
         name = todo.pop()
@@ -52,10 +55,12 @@ def code_files(module: str, root: Path = REPO_ROOT) -> tuple[Path, ...]:
         if path is None or name in seen:
             continue
         seen[name] = path
+        if name in READS:
+            read.update(p for p in (root / READS[name]).rglob("*") if p.is_file())
         todo.extend(_imports(path, name))
         if "." in name:
             todo.append(name.rpartition(".")[0])  # a package's __init__ runs before its modules
-    return tuple(sorted(set(seen.values())))
+    return tuple(sorted(set(seen.values()) | read))
 
 
 def code_fingerprint(function: str, root: Path = REPO_ROOT) -> str:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from brain_tumor import __version__
 from brain_tumor.evaluation import predict_probabilities
+from brain_tumor.figures import ensemble_selection
 from brain_tumor.models import count_params, load_model, save_model
 
 from . import registry
@@ -16,37 +17,47 @@ from .evaluate import EvaluationData, assess
 from .tracking import current_task, report_text
 
 
+def _record(run_dir: str, outcome: dict) -> None:
+    """The step's outcome in the run folder (report/ensemble/selection.json), whatever it is, for the report."""
+    path = ensemble_selection(run_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(outcome, indent=2))
+    print(outcome["sentence"])
+    report_text(outcome["sentence"])  # on the step's ClearML page too
+
+
 def ensemble(manifest: str, dataset_hash: str, run_dir: str, dataset_id: str, val_fraction: float,
              test_fraction: float, seed: int, rows: list[dict], model_refs: dict, enabled: bool, external_dir: str,
              **trained_models: dict) -> dict:
-    """The evaluated rows and model references, plus the ensemble's when it has two or more members."""
-    from brain_tumor.ensemble import blend, build_ensemble, macro_f1, select_members
+    """The evaluated rows and model references, plus the ensemble's when it has two or more members. Records its
+    outcome, an ensemble or not, in the run folder."""
+    from brain_tumor.ensemble import build_ensemble, choose
 
     trained = {t["model"]: t for t in trained_models.values() if t}
     unchanged = {"rows": rows, "model_refs": model_refs, "dataset_hash": dataset_hash}
     if not enabled or len(trained) < 2:
-        print("No ensemble: " + ("turned off (ensemble=false)" if not enabled else "fewer than two trained models"))
+        _record(run_dir, {"decision": "off" if not enabled else "too_few",
+                          "sentence": "No ensemble: " + ("turned off (ensemble=false)" if not enabled
+                                                         else "fewer than two trained models"),
+                          "candidates": [{"model": name} for name in trained]})
         return unchanged
     start = time.perf_counter()
     first = next(iter(trained.values()))["training"]
     data = EvaluationData(manifest, dataset_hash, dataset_id, val_fraction, test_fraction, seed, run_dir, external_dir)
     prepared, _, _ = data.get(first["image_size"], first.get("crop", False))
     pixels, labels = prepared.subset("val")
-    classes = len(prepared.scanned.class_names)
     members = {name: load_model(registry.resolve_model(t["model_ref"]))[0] for name, t in trained.items()}
     plain = {name: predict_probabilities(m, pixels) for name, m in members.items()}
     mirrored = {name: (plain[name] + predict_probabilities(m, pixels, mirror=True)) / 2 for name, m in members.items()}
-    weights = select_members(plain, labels)
-    mirrored_weights = select_members(mirrored, labels)
-    tta = macro_f1(labels, blend(mirrored, mirrored_weights), classes) > macro_f1(labels, blend(plain, weights),
-                                                                                 classes)
-    weights = mirrored_weights if tta else weights
-    if len(weights) < 2:
-        print(f"No ensemble: on validation no mix beats {next(iter(weights))} alone")
+    outcome = choose(plain, mirrored, labels)
+    weights, tta = outcome["chosen"]["members"], outcome["chosen"]["tta"]
+    if outcome["decision"] != "built":
+        _record(run_dir, {**outcome, "sentence": f"No ensemble: on validation no mix beats {next(iter(weights))} "
+                                                 "alone"})
         return unchanged
     description = " + ".join(f"{w:.2f}·{name}" for name, w in weights.items()) + (" (with mirror images)" if tta
                                                                                   else "")
-    print(f"Ensemble chosen on validation: {description}")
+    _record(run_dir, {**outcome, "sentence": f"Ensemble chosen on validation: {description}"})
     model = build_ensemble(members, weights, tta, first["image_size"])
     record = {"model": "ensemble", "spec": {"name": "ensemble", "family": "ensemble", "description": description},
               "members": weights, "tta": tta, "params": count_params(model), "image_size": first["image_size"],
@@ -59,7 +70,6 @@ def ensemble(manifest: str, dataset_hash: str, run_dir: str, dataset_id: str, va
         "crop": record["crop"], "params": record["params"], "members": weights, "tta": tta,
         "brain_tumor_version": __version__})
     (out / "training.json").write_text(json.dumps(record, indent=2))
-    report_text(f"Ensemble: {description}")
     task = current_task()
     reference = registry.publish_model(task, str(path), record) if task is not None else str(path)
     row = assess(model, "ensemble", record, data, run_dir)

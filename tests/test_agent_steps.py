@@ -84,11 +84,12 @@ def test_every_step_completes_on_a_fresh_agent(tmp_path):
     for name in ("runs/pipeline/data_report.json", "runs/pipeline/report/leakage/leakage.json",
                  "runs/pipeline/models/cnn_b/training.json", "runs/pipeline/metrics/cnn_b.json",
                  "runs/pipeline/comparison.csv", "runs/pipeline/champion.json", "runs/pipeline/champion.keras",
-                 "runs/pipeline/report.html"):
+                 "runs/pipeline/report/ensemble/selection.json", "runs/pipeline/report.html"):
         assert name in last, name
     report = (tmp_path / "agents" / "select_champion" / "runs" / "pipeline" / "report.html").read_text()
     for section in ('id="exploration"', 'id="leakage"', 'id="training"', 'id="evaluation"', 'id="conclusion"'):
         assert section in report
+    assert "No ensemble: fewer than two trained models; trained models: cnn_b." in report  # the ensemble step's outcome
     assert not any(name.endswith(".keras") for name in files["evaluate"] if "models/" in name)  # via the registry
 
 

@@ -9,7 +9,7 @@ import pytest
 from conftest import CLASS_NAMES
 from PIL import Image
 
-from brain_tumor.app import DISPLAY_SIZE, NOT_AN_IMAGE, classify, launch
+from brain_tumor.app import DISPLAY_SIZE, NOT_AN_IMAGE, classify, enlarged, launch
 from brain_tumor.models import build_model, save_model
 from brain_tumor.predict import load_checked
 from brain_tumor.synthetic import phantom
@@ -39,14 +39,23 @@ def test_it_listens_on_localhost_without_a_share_link(served):
     assert app.local_url.startswith("http://127.0.0.1:")
 
 
-def test_the_handler_gives_probabilities_and_a_heatmap(served, tmp_path):
+def test_the_handler_gives_probabilities_the_slice_the_model_saw_and_a_heatmap(served, tmp_path):
+    from brain_tumor.predict import decode_for_model
+
     model, metadata, _, _ = served
     path = tmp_path / "slice.png"
     Image.fromarray(phantom(0, 96, np.random.default_rng(0))).save(path)
-    probabilities, overlay = classify(model, metadata, str(path))
+    probabilities, seen, overlay = classify(model, metadata, str(path))
     assert list(probabilities) == CLASS_NAMES and sum(probabilities.values()) == pytest.approx(1, abs=1e-4)
+    assert seen.shape == (32, 32, 3) and seen.dtype == np.uint8  # the model's input size, not the file's 96
+    assert np.array_equal(seen, decode_for_model(path, 32))
+    expected = model.predict(seen[None].astype(np.float32), verbose=0)[0]
+    assert [probabilities[n] for n in CLASS_NAMES] == pytest.approx(expected.tolist(), abs=1e-4)  # what it judged
     assert overlay.shape == (DISPLAY_SIZE, DISPLAY_SIZE, 3) and overlay.dtype == np.uint8
-    assert classify(model, metadata, None) == (None, None)
+    assert classify(model, metadata, None) == (None, None, None)
+    shown = enlarged(seen)  # as the app shows it: each of the model's pixels repeated, 12 x 12
+    assert shown.shape == (384, 384, 3)
+    assert np.array_equal(shown[::12, ::12], seen) and np.array_equal(shown[11::12, 11::12], seen)
 
 
 def test_the_handler_refuses_a_fake_image_with_a_plain_message(served, tmp_path):
@@ -81,6 +90,8 @@ def test_in_a_browser_an_upload_shows_the_label_and_heatmap_and_a_fake_gets_the_
             expect(page.locator("#probabilities")).to_contain_text(name, timeout=30_000)
         expect(page.locator("#gradcam img")).to_be_visible(timeout=30_000)
         assert page.locator("#gradcam img").evaluate("i => i.naturalWidth") > 0
+        expect(page.locator("#model-input img")).to_be_visible(timeout=30_000)
+        assert page.locator("#model-input img").evaluate("i => [i.naturalWidth, i.naturalHeight]") == [384, 384]
 
         page.locator("#upload button[aria-label='Clear']").first.click()
         page.locator("#upload input[type=file]").set_input_files(str(fake))

@@ -6,7 +6,7 @@ from brain_tumor.errors import UserError
 from cli.main import build_parser
 from cli.options import flag
 from pipelines.config import PipelineConfig, parameters
-from pipelines.fingerprint import code_files, code_fingerprint
+from pipelines.fingerprint import REPO_ROOT, code_files, code_fingerprint
 
 
 def test_strings_as_the_web_ui_stores_them_become_the_declared_types():
@@ -54,6 +54,13 @@ def test_editing_the_report_code_reruns_the_last_step_and_never_retrains():
     last = {p.name for p in code_files("steps.select_champion")}
     assert "report.py" in last and "report.py" not in train
     assert {"training.py", "models.py", "executor.py", "config.py"} <= train
+
+
+def test_the_report_templates_are_the_last_steps_code():
+    last = {p.relative_to(REPO_ROOT).as_posix() for p in code_files("steps.select_champion")}
+    train = {p.relative_to(REPO_ROOT).as_posix() for p in code_files("steps.train_model")}
+    assert {"brain_tumor/templates/base.html", "brain_tumor/templates/sections/conclusion.html"} <= last
+    assert not any(name.startswith("brain_tumor/templates/") for name in train)
 
 
 def test_the_code_fingerprint_follows_the_files_a_step_imports(tmp_path):

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from brain_tumor.ensemble import blend, build_ensemble, macro_f1, select_members
+from brain_tumor.ensemble import blend, build_ensemble, choose, macro_f1, select_members
 from brain_tumor.models import build_model, load_model, save_model
 
 
@@ -33,6 +33,64 @@ def test_the_best_single_model_alone_when_nothing_helps_it():
     perfect = one_hot_probabilities(labels)
     weaker = one_hot_probabilities(np.roll(labels, 3))
     assert select_members({"weaker": weaker, "perfect": perfect}, labels) == {"perfect": 1.0}
+
+
+def test_the_outcome_records_why_no_mix_was_kept():
+    """Hand-computed: "good" gets 3 of 4 right (macro-F1 (4/5 + 2/3) / 2 = 11/15), "bad" says class 1 always (1/3);
+    their mix makes the same predictions as "good", so it does not beat it and no ensemble is built."""
+    labels = np.array([0, 0, 1, 1])
+    good = np.array([[0.9, 0.1], [0.9, 0.1], [0.1, 0.9], [0.6, 0.4]])
+    bad = np.array([[0.4, 0.6], [0.4, 0.6], [0.4, 0.6], [0.45, 0.55]])
+    outcome = choose({"good": good, "bad": bad}, {"good": good, "bad": bad}, labels)
+    assert outcome["decision"] == "no_gain" and outcome["val_images"] == 4
+    assert outcome["candidates"] == [{"model": "good", "val_macro_f1": pytest.approx(11 / 15),
+                                      "val_macro_f1_mirror": pytest.approx(11 / 15)},
+                                     {"model": "bad", "val_macro_f1": pytest.approx(1 / 3),
+                                      "val_macro_f1_mirror": pytest.approx(1 / 3)}]
+    assert outcome["best_single"] == {"model": "good", "val_macro_f1": pytest.approx(11 / 15)}
+    assert outcome["best_mix"] == {"members": {"good": 0.5, "bad": 0.5}, "tta": False,
+                                   "val_macro_f1": pytest.approx(11 / 15)}
+    assert outcome["chosen"] == {"members": {"good": 1.0}, "tta": False, "val_macro_f1": pytest.approx(11 / 15)}
+    rounds = outcome["searches"]["plain"]
+    assert [r["added"] for r in rounds] == ["good", None] and rounds[1]["members"] == {"good": 1}
+    assert rounds[1]["scores"] == {"good": pytest.approx(11 / 15), "bad": pytest.approx(11 / 15)}
+
+    # the mirror images make "good" perfect: chosen with them, still one model, so still no ensemble
+    fixed = good.copy()
+    fixed[3] = [0.3, 0.7]
+    outcome = choose({"good": good, "bad": bad}, {"good": fixed, "bad": bad}, labels)
+    assert outcome["decision"] == "no_gain"
+    assert outcome["chosen"] == {"members": {"good": 1.0}, "tta": True, "val_macro_f1": 1.0}
+
+
+def test_the_outcome_of_complementary_models_is_an_ensemble():
+    labels = np.repeat([0, 1, 2, 3], 25)
+    a = np.where((labels < 2)[:, None], one_hot_probabilities(labels, confidence=0.9),
+                 one_hot_probabilities(np.zeros_like(labels), confidence=0.4))
+    b = np.where((labels >= 2)[:, None], one_hot_probabilities(labels, confidence=0.9),
+                 one_hot_probabilities(np.full_like(labels, 3), confidence=0.4))
+    outcome = choose({"a": a, "b": b}, {"a": a, "b": b}, labels)
+    assert outcome["decision"] == "built" and set(outcome["chosen"]["members"]) == {"a", "b"}
+    assert outcome["chosen"]["val_macro_f1"] > outcome["best_single"]["val_macro_f1"]
+    assert outcome["best_mix"]["val_macro_f1"] == outcome["chosen"]["val_macro_f1"]
+
+
+@pytest.mark.parametrize("enabled, decision, sentence", [
+    (False, "off", "No ensemble: turned off (ensemble=false)"),
+    (True, "too_few", "No ensemble: fewer than two trained models")])
+def test_the_step_records_an_outcome_with_nothing_to_add(tmp_path, enabled, decision, sentence):
+    import json
+
+    from brain_tumor.figures import ensemble_selection
+    from steps.ensemble import ensemble
+
+    rows, refs = [{"model": "cnn_a"}], {"cnn_a": "ref"}
+    trained = {"trained_cnn_a": {"model": "cnn_a"}, "trained_cnn_b": {"model": "cnn_b"} if not enabled else None}
+    result = ensemble("manifest.csv", "hash", str(tmp_path), "", 0.15, 0.15, 42, rows, refs, enabled, "", **trained)
+    assert result == {"rows": rows, "model_refs": refs, "dataset_hash": "hash"}
+    record = json.loads(ensemble_selection(tmp_path).read_text())
+    assert record == {"decision": decision, "sentence": sentence,
+                      "candidates": [{"model": "cnn_a"}] + ([{"model": "cnn_b"}] if not enabled else [])}
 
 
 @pytest.mark.parametrize("tta", [False, True])

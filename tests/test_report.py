@@ -1,5 +1,6 @@
 """The run's report: every section and figure, in the run folder and in ClearML, and report.html in a real browser."""
 
+import base64
 import io
 import json
 import re
@@ -12,7 +13,8 @@ import pytest
 from conftest import ACCESS_MARKER, SECRET_MARKER
 from PIL import Image
 
-from brain_tumor.report import NOT_CLINICAL, SECTIONS, build_report, main_confusions
+from brain_tumor.report import NOT_CLINICAL, SECTIONS, build_report
+from brain_tumor.report_text import main_confusions
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
@@ -80,8 +82,38 @@ def test_report_html_has_every_section_and_embeds_every_image(first_run):
         assert needle in page, needle
     sources = re.findall(r'<img src="([^"]+)"', page)
     figures = list((run_dir / "report").rglob("*.png"))
-    assert len(sources) == len(figures) and all(s.startswith("data:image/png;base64,") for s in sources)
+    assert len(sources) == len(figures) and all(s.startswith(("data:image/png;base64,", "data:image/jpeg;base64,"))
+                                                for s in sources)
     assert "http://" not in page and "https://" not in page  # nothing to fetch
+
+
+def test_the_ensemble_steps_outcome_is_recorded_and_reported_built_or_not(first_run):
+    run_dir, _ = first_run
+    record = json.loads((run_dir / "report" / "ensemble" / "selection.json").read_text())
+    assert record["decision"] == ("built" if ensemble_built(run_dir) else "no_gain")
+    assert sorted(c["model"] for c in record["candidates"]) == sorted(TRAINED)
+    single = record["best_single"]
+    page = (run_dir / "report.html").read_text()
+    part = page.split('<section id="ensemble">')[1].split("</section>")[0]
+    assert (f"{single['val_macro_f1']:.3f} for the best single model, {single['model']}" if ensemble_built(run_dir)
+            else f"No ensemble: on validation no mix beats {next(iter(record['chosen']['members']))} alone") in part
+    for candidate in record["candidates"]:
+        assert f"<td>{candidate['model']}</td><td>{candidate['val_macro_f1']:.3f}</td>" in part
+
+
+def test_photo_grids_are_jpeg_plots_png_and_none_wider_than_twice_its_shown_width(first_run):
+    from brain_tumor.embed import CONTENT_WIDTH, MAX_DENSITY
+    from brain_tumor.figures import PHOTO_GRIDS
+
+    run_dir, _ = first_run
+    page = (run_dir / "report.html").read_text()
+    shown = re.findall(r'<img src="data:(image/\w+);base64,([^"]+)" alt="([^"]+)" width="(\d+)">', page)
+    assert len(shown) == len(list((run_dir / "report").rglob("*.png")))
+    assert {name for _, _, name, _ in shown} >= set(PHOTO_GRIDS)  # the fixture run has every kind of photo grid
+    for kind, data, name, width in shown:
+        assert kind == ("image/jpeg" if name in PHOTO_GRIDS else "image/png"), name
+        pixels = Image.open(io.BytesIO(base64.b64decode(data))).width
+        assert int(width) <= CONTENT_WIDTH and pixels <= MAX_DENSITY * int(width), name
 
 
 def test_the_conclusion_is_made_of_the_runs_numbers(first_run):
@@ -160,6 +192,8 @@ def test_report_renders_in_headless_chromium_without_network(first_run, tmp_path
         images = page.evaluate("Array.from(document.images).map(i => [i.complete, i.naturalWidth])")
         figures = list((run_dir / "report").rglob("*.png"))
         assert len(images) == len(figures) and all(done and width > 100 for done, width in images)
+        shown = page.evaluate("Array.from(document.images).map(i => [i.naturalWidth, i.clientWidth])")
+        assert all(natural <= 2 * width for natural, width in shown), shown  # as wide as shown, for a HiDPI screen
         page.click("nav a[href='#calibration']")
         assert page.evaluate("location.hash") == "#calibration"
         shot = page.screenshot()

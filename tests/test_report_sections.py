@@ -454,7 +454,7 @@ def test_the_shortcut_section_shows_the_audit_files_numbers(full_run):
     shifts = json.loads((folder / "external_style.json").read_text())
     hospital = {row["feature"]: row for row in records(external[0])}
     assert hospital["width"]["no_tumor: training / external"].endswith("⚠")  # planted training no_tumor is smaller
-    assert html.escape(shifts["hospital"]["sentence"]) in part and shifts["hospital"]["shifts"]
+    assert shifts["hospital"]["sentence"] in html.unescape(part) and shifts["hospital"]["shifts"]
     assert "meningioma_tumor: training / external" not in records(external[1])[0]  # mirror lacks the class
 
 
@@ -489,3 +489,108 @@ def test_a_run_without_the_audit_says_it_is_not_available(tmp_path):
     assert "Style audit not available" in part and "Not available: the models were evaluated without it." in part
     assert "<table" not in part
     assert not any(line.startswith("Limit, shortcut audit") for line in conclusion(load_run(folder)))
+
+
+def test_the_page_escapes_what_the_run_folder_holds(tmp_path):
+    """A class name and a champion's reason from the run folder's files are text on the page, never markup."""
+    folder = make_run(tmp_path / "run", external=False)
+    hostile = "<script>alert(1)</script>"
+    for path in folder.rglob("*"):
+        if path.suffix in (".json", ".csv"):
+            path.write_text(path.read_text().replace("pituitary_tumor", hostile))
+    decision = json.loads((folder / "champion.json").read_text())
+    (folder / "champion.json").write_text(json.dumps({**decision, "why": f"<b onmouseover=x>{hostile}</b>"}))
+    page = build_report(folder).read_text()
+    assert "<script" not in page and "<b onmouseover" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in section(page, "exploration")  # the class's row of counts
+    assert "&lt;b onmouseover=x&gt;" in section(page, "comparison")
+
+
+def test_the_templates_ship_with_the_package():
+    """Every template file is matched by pyproject's package-data, so an installed package (the agents' image) can
+    render the report."""
+    from fnmatch import fnmatch
+
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        tomllib = pytest.importorskip("tomli")
+
+    root = Path(__file__).resolve().parent.parent
+    patterns = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["brain_tumor"]
+    templates = [p.relative_to(root / "brain_tumor").as_posix() for p in (root / "brain_tumor" / "templates").rglob("*")
+                 if p.is_file()]
+    assert "templates/base.html" in templates and len(templates) == len(SECTIONS) + 3  # base, macros, css
+    assert [t for t in templates if not any(fnmatch(t, pattern) for pattern in patterns)] == []
+
+
+def write_selection(folder: Path, rng, decision: str) -> dict:
+    """report/ensemble/selection.json as the ensemble step writes it: from the core's choice on validation
+    probabilities ("no_gain": cnn_a right on every image, no mix can beat it; "built": two complementary halves)."""
+    from brain_tumor.ensemble import choose
+    from brain_tumor.figures import ensemble_selection
+
+    labels = np.arange(40) % 4
+    if decision == "no_gain":
+        plain = {"cnn_a": probabilities(rng, labels, 1.0), "cnn_b": probabilities(rng, labels, 0.5),
+                 "resnet50": probabilities(rng, labels, 0.6)}
+    else:
+        half = labels < 2
+        plain = {"cnn_a": probabilities(rng, np.where(half, labels, 0), 1.0),
+                 "cnn_b": probabilities(rng, np.where(half, 3, labels), 1.0),
+                 "resnet50": probabilities(rng, labels, 0.3)}
+    outcome = choose(plain, plain, labels)
+    assert outcome["decision"] == decision
+    ensemble_selection(folder).parent.mkdir(parents=True, exist_ok=True)
+    ensemble_selection(folder).write_text(json.dumps({**outcome, "sentence": "as the step printed it"}))
+    return outcome
+
+
+def test_no_ensemble_is_an_outcome_the_report_shows(tmp_path):
+    folder = make_run(tmp_path / "run", ensemble=False, external=False)
+    outcome = write_selection(folder, np.random.default_rng(3), "no_gain")
+    page = build_report(folder).read_text()
+    part = section(page, "ensemble")
+    single, mix = outcome["best_single"], outcome["best_mix"]
+    assert single == {"model": "cnn_a", "val_macro_f1": 1.0} and mix["val_macro_f1"] < 1
+    sentence = ("No ensemble: on validation no mix beats cnn_a alone; the best mix tried, "
+                + " + ".join(f"{w:.2f}·{m}" for m, w in mix["members"].items())
+                + f", has validation macro-F1 {mix['val_macro_f1']:.3f} against 1.000 for cnn_a alone "
+                  f"({mix['val_macro_f1'] - 1:+.3f}).")
+    assert f"<p class='verdict'>{sentence}</p>" in part
+    candidates, search = Tables(part).tables
+    assert records(candidates) == [{"model": c["model"], "validation macro-F1": f"{c['val_macro_f1']:.3f}",
+                                    "with mirror images": f"{c['val_macro_f1_mirror']:.3f}"}
+                                   for c in outcome["candidates"]]
+    rounds = records(search)
+    assert [r["round"] for r in rounds] == ["1", "2", "1", "2"]  # as they are, then with mirror images
+    assert rounds[0]["starts from"] == "–" and rounds[0]["+ cnn_a"] == "1.000 ✓"
+    assert rounds[1]["starts from"] == "1.00·cnn_a" and "✓" not in "".join(rounds[1].values())
+    steps = {row["step"]: row["outcome"] for row in records(Tables(section(page, "overview")).tables[0])}
+    assert steps["ensemble"] == sentence
+    assert list(steps) == ["register_dataset", "class_weights", "train_cnn_a", "train_cnn_b", "train_resnet50",
+                           "evaluate", "ensemble", "baselines", "select_champion"]
+
+
+def test_a_built_ensemble_shows_its_gain_over_the_best_single_model(tmp_path):
+    folder = make_run(tmp_path / "run", external=False)
+    outcome = write_selection(folder, np.random.default_rng(4), "built")
+    part = section(build_report(folder).read_text(), "ensemble")
+    chosen, single = outcome["chosen"], outcome["best_single"]
+    assert (f"Ensemble built: {' + '.join(f'{w:.2f}·{m}' for m, w in chosen['members'].items())}, validation "
+            f"macro-F1 {chosen['val_macro_f1']:.3f} against {single['val_macro_f1']:.3f} for the best single model, "
+            f"{single['model']} ({chosen['val_macro_f1'] - single['val_macro_f1']:+.3f})") in part
+    assert chosen["val_macro_f1"] > single["val_macro_f1"] and "its validation score is optimistic" in part
+
+
+@pytest.mark.parametrize("decision, sentence", [("off", "No ensemble: turned off (ensemble=false)"),
+                                                ("too_few", "No ensemble: fewer than two trained models")])
+def test_an_ensemble_step_with_nothing_to_try_says_why(tmp_path, decision, sentence):
+    from brain_tumor.figures import ensemble_selection
+
+    folder = make_run(tmp_path / "run", ensemble=False, baselines=False, external=False)
+    ensemble_selection(folder).parent.mkdir(parents=True)
+    ensemble_selection(folder).write_text(json.dumps({"decision": decision, "sentence": sentence,
+                                                      "candidates": [{"model": "cnn_a"}]}))
+    part = section(build_report(folder).read_text(), "ensemble")
+    assert f"<p class='verdict'>{sentence}; trained models: cnn_a.</p>" in part and "<table" not in part
