@@ -1,8 +1,9 @@
 """Input-pipeline and training throughput: the project's pipeline (decode once, gather from memory) against a naive
 one (read and decode every JPEG every epoch), and the training FLOP/s reached as a share of this machine's measured
-float32 matmul peak. With --precision, instead: training images/s of each custom CNN in float32 and in that
-precision (`brain_tumor/precision.py`), and the validation macro-F1 of both after the same epochs. Everything is
-measured in one run and printed as ratios (this machine is noisy).
+float32 matmul peak. With --precision, instead: per custom CNN, training images/s in float32 and in that precision
+(`brain_tumor/precision.py`), the training GFLOP/s that is and its share of this machine's matmul and convolution
+peaks of the same precision (measured in the same run), and the validation macro-F1 of both after the same epochs.
+Everything is measured in one run and printed as ratios (this machine is noisy).
 
     python benchmarks/train_throughput.py --data ../shared/datasets/brain-tumor-mri/Training --model cnn_a \
         --image-size 128 --limit 1024
@@ -71,9 +72,10 @@ def forward_flops_per_image(model) -> int:
     return flops
 
 
-def matmul_peak_flops(n=2048, repeats=20) -> float:
-    a = tf.random.normal((n, n))
-    b = tf.random.normal((n, n))
+def matmul_peak_flops(n=2048, repeats=20, dtype=tf.float32) -> float:
+    """FLOP/s of an n×n matmul in `dtype` (bfloat16: oneDNN's bfloat16 kernels where the CPU has them)."""
+    a = tf.cast(tf.random.normal((n, n)), dtype)
+    b = tf.cast(tf.random.normal((n, n)), dtype)
     tf.matmul(a, b).numpy()
     start = time.perf_counter()
     for _ in range(repeats):
@@ -82,41 +84,77 @@ def matmul_peak_flops(n=2048, repeats=20) -> float:
     return 2 * n**3 * repeats / (time.perf_counter() - start)
 
 
+def conv_peak_flops(dtype=tf.float32, batch=32, size=64, channels=64, kernel=3, repeats=10) -> float:
+    """FLOP/s of a 3×3, 64→64-channel convolution on 64×64 maps (the custom CNNs' middle layers), forward."""
+    x = tf.cast(tf.random.normal((batch, size, size, channels)), dtype)
+    w = tf.cast(tf.random.normal((kernel, kernel, channels, channels)), dtype)
+    conv = tf.function(lambda x, w: tf.nn.conv2d(x, w, 1, "SAME"))
+    conv(x, w).numpy()
+    start = time.perf_counter()
+    for _ in range(repeats):
+        y = conv(x, w)
+    y.numpy()
+    return 2 * batch * size * size * channels * channels * kernel * kernel * repeats / (time.perf_counter() - start)
+
+
+def peaks(kind: str) -> dict[str, float]:
+    """This machine's measured matmul and convolution FLOP/s in `kind` (float32 or bfloat16), best of two."""
+    dtype = tf.bfloat16 if kind == "bfloat16" else tf.float16 if kind == "float16" else tf.float32
+    return {"matmul": max(matmul_peak_flops(dtype=dtype) for _ in range(2)),
+            "conv": max(conv_peak_flops(dtype=dtype) for _ in range(2))}
+
+
 def precision_comparison(scanned, names, args) -> None:
     """Per custom CNN: images/s of one training epoch in float32 and in `args.precision` (alternated, best of two),
-    then validation macro-F1 of each after `args.epochs` epochs from the same seed (a seeded random 80/20 split of
-    the sample: fine for comparing two arithmetics on the same images, not a grouped evaluation)."""
+    the training FLOP/s that is (3 × the forward FLOPs per image: backward ≈ 2 × forward) and its share of this
+    machine's matmul and convolution peaks in the same precision, measured here; then validation macro-F1 of each
+    after `args.epochs` epochs from the same seed (a seeded random 80/20 split of the sample: fine for comparing
+    two arithmetics on the same images, not a grouped evaluation)."""
     from brain_tumor import precision as mixed
     from brain_tumor.evaluation import evaluate_predictions, predict_probabilities
     from brain_tumor.recipe import SEED
     from brain_tumor.training import TrainConfig, fit
 
     chosen = mixed.resolve(args.precision)
+    kinds = list(dict.fromkeys(("float32", chosen)))
     order = np.random.default_rng(0).permutation(len(scanned.labels))
     cut = int(0.8 * len(order))
     train, val = order[:cut], order[cut:]
     x, y, vx, vy = scanned.pixels[train], scanned.labels[train], scanned.pixels[val], scanned.labels[val]
     dataset = make_dataset(x, y, len(names), args.batch_size, shuffle=True)
     print(f"precision {args.precision} → {chosen} on this machine (bfloat16 instructions: "
-          f"{mixed.cpu_has_bfloat16()}); {len(y)} training / {len(vy)} validation images at {args.image_size}px")
+          f"{mixed.cpu_has_bfloat16()}); {len(y)} training / {len(vy)} validation images at {args.image_size}px, "
+          f"batch {args.batch_size}, {os.cpu_count()} CPU cores, TensorFlow {tf.__version__}")
+    peak = {kind: peaks(kind) for kind in kinds}
+    for kind in kinds:
+        print(f"measured peak, {kind}: matmul {peak[kind]['matmul'] / 1e9:.1f} GFLOP/s, "
+              f"convolution {peak[kind]['conv'] / 1e9:.1f} GFLOP/s")
+    print(f"{'model':6s} {'precision':9s} {'images/s':>9s} {'GFLOP/s':>8s} {'% matmul peak':>14s} "
+          f"{'% conv peak':>12s}")
     for name in ("cnn_a", "cnn_b", "cnn_c"):
         rate, f1 = {}, {}
         for _ in range(2):  # alternate, keep the best of each: the machine is noisy
-            for kind in ("float32", chosen):
-                mixed.use(kind)
-                model = build_model(name, args.image_size, len(names), None)
-                model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="categorical_crossentropy")
-                rate[kind] = max(rate.get(kind, 0.0), training_images_per_second(model, dataset, len(y)))
-        for kind in ("float32", chosen):
-            mixed.use(kind)
-            model = build_model(name, args.image_size, len(names), None)
-            recipe = replace(SEED, lr=1e-3, epochs=args.epochs, augment="none", patience=args.epochs)
-            fit(model, (x, y), (vx, vy), len(names), TrainConfig(recipe, args.batch_size, 0, "none"), verbose=0)
-            f1[kind] = evaluate_predictions(vy, predict_probabilities(model, vx), names)["macro_f1"]
-        mixed.use("float32")
-        print(f"{name}: float32 {rate['float32']:6.1f} images/s, {chosen} {rate[chosen]:6.1f} images/s, "
-              f"ratio {rate[chosen] / rate['float32']:.2f}x; validation macro-F1 after {args.epochs} epochs: "
-              f"float32 {f1['float32']:.3f}, {chosen} {f1[chosen]:.3f}")
+            for kind in kinds:
+                with mixed.scoped(kind):
+                    model = build_model(name, args.image_size, len(names), None)
+                    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="categorical_crossentropy")
+                    rate[kind] = max(rate.get(kind, 0.0), training_images_per_second(model, dataset, len(y)))
+        flops = 3 * forward_flops_per_image(build_model(name, args.image_size, len(names), None))
+        for kind in kinds:
+            print(f"{name:6s} {kind:9s} {rate[kind]:9.1f} {flops * rate[kind] / 1e9:8.1f} "
+                  f"{flops * rate[kind] / peak[kind]['matmul']:14.1%} {flops * rate[kind] / peak[kind]['conv']:12.1%}")
+        if args.epochs:
+            for kind in kinds:
+                with mixed.scoped(kind):
+                    model = build_model(name, args.image_size, len(names), None)
+                    recipe = replace(SEED, lr=1e-3, epochs=args.epochs, augment="none", patience=args.epochs)
+                    fit(model, (x, y), (vx, vy), len(names), TrainConfig(recipe, args.batch_size, 0, "none"),
+                        verbose=0)
+                f1[kind] = evaluate_predictions(vy, predict_probabilities(model, vx), names)["macro_f1"]
+            print(f"{name}: {chosen} ÷ float32 images/s {rate[chosen] / rate['float32']:.2f}x; validation macro-F1 "
+                  f"after {args.epochs} epochs: " + ", ".join(f"{k} {v:.3f}" for k, v in f1.items()))
+        else:
+            print(f"{name}: {chosen} ÷ float32 images/s {rate[chosen] / rate['float32']:.2f}x")
 
 
 def main():
@@ -127,7 +165,8 @@ def main():
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--limit", type=int, default=1024, help="images used (a seeded sample of the folder)")
     parser.add_argument("--precision", help="compare float32 with this precision (auto, bfloat16, float16) instead")
-    parser.add_argument("--epochs", type=int, default=3, help="with --precision: epochs before comparing macro-F1")
+    parser.add_argument("--epochs", type=int, default=3,
+                        help="with --precision: epochs before comparing macro-F1 (0: throughput only)")
     args = parser.parse_args()
 
     layout = find_layout(args.data)
@@ -166,7 +205,7 @@ def main():
     ours_train, naive_train = train_rate["ours"], train_rate["naive"]
 
     train_flops = 3 * forward_flops_per_image(model) * ours_train  # backward ≈ 2× forward
-    peak = matmul_peak_flops()
+    peak = peaks("float32")["matmul"]
 
     print(f"model {args.model} at {args.image_size}px, batch {args.batch_size}, {n} images, "
           f"{os.cpu_count()} CPU cores, TensorFlow {tf.__version__}")

@@ -12,6 +12,7 @@ import zipfile
 from pathlib import Path
 
 import keras
+import tensorflow as tf
 from keras import layers
 
 from .errors import UserError
@@ -63,6 +64,31 @@ class PerImageStandardization(layers.Layer):
         return (images - mean) / keras.ops.maximum(std, floor)
 
 
+@keras.saving.register_keras_serializable(package="brain_tumor")
+class FusedBatchNormalization(layers.BatchNormalization):
+    """Keras' BatchNormalization computed by TensorFlow's fused kernel (one op forward, one backward, as tf.keras 2
+    did; oneDNN's on a CPU). Keras 3 composes it from a dozen element-wise ops instead, which took over half of a
+    custom CNN's training step on a CPU (`benchmarks/profile_training.py`). The same weights and the same update of
+    the moving statistics; Keras' own computation where the fused kernel does not apply (not 4-D, not channels-last,
+    bfloat16 inputs)."""
+
+    def call(self, inputs, training=None, mask=None):
+        if len(inputs.shape) != 4 or self.axis not in (-1, 3) or inputs.dtype not in (tf.float32, tf.float16):
+            return super().call(inputs, training=training, mask=mask)
+        ones = tf.ones(inputs.shape[-1:])
+        scale, offset = self.gamma if self.scale else ones, self.beta if self.center else 0 * ones
+        if training and self.trainable:
+            outputs, mean, variance = tf.compat.v1.nn.fused_batch_norm(inputs, scale, offset, epsilon=self.epsilon,
+                                                                        is_training=True)
+            for moving, batch in ((self.moving_mean, mean), (self.moving_variance, variance)):
+                moving.assign(moving * self.momentum + tf.cast(batch, moving.dtype) * (1 - self.momentum))
+            return outputs
+        outputs, _, _ = tf.compat.v1.nn.fused_batch_norm(inputs, scale, offset, mean=self.moving_mean,
+                                                         variance=self.moving_variance, epsilon=self.epsilon,
+                                                         is_training=False)
+        return outputs
+
+
 def build_cnn_model(filters_list, kernel_size, dropout_rate, image_size=224, num_classes=4, name="cnn",
                     normalize: bool = False):
     """The seed's factory: per filter count Conv2D(same, relu) → BatchNorm → MaxPool 2×2; then Flatten → Dense 128 →
@@ -73,7 +99,7 @@ def build_cnn_model(filters_list, kernel_size, dropout_rate, image_size=224, num
         x = PerImageStandardization(name="standardize")(x)
     for filters in filters_list:
         x = layers.Conv2D(filters, kernel_size, padding="same", activation="relu")(x)
-        x = layers.BatchNormalization(momentum=BN_MOMENTUM)(x)
+        x = FusedBatchNormalization(momentum=BN_MOMENTUM)(x)
         x = layers.MaxPooling2D(2)(x)
     x = layers.Flatten()(x)
     x = layers.Dense(128, activation="relu")(x)

@@ -35,7 +35,7 @@ def test_custom_cnn_structure_is_the_seeds(name, filters, kernel, dropout):
     assert [c.filters for c in convs] == filters
     assert all(c.kernel_size == (kernel, kernel) and c.padding == "same" for c in convs)
     kinds = [type(layer).__name__ for layer in model.layers]
-    assert kinds == (["InputLayer", "Rescaling"] + ["Conv2D", "BatchNormalization", "MaxPooling2D"] * len(filters)
+    assert kinds == (["InputLayer", "Rescaling"] + ["Conv2D", "FusedBatchNormalization", "MaxPooling2D"] * len(filters)
                      + ["Flatten", "Dense", "Dropout", "Dense"])
     assert [d.units for d in model.layers if isinstance(d, layers.Dense)] == [128, 4]
     assert next(d for d in model.layers if isinstance(d, layers.Dropout)).rate == dropout
@@ -156,3 +156,49 @@ def test_a_foreign_keras_file_is_refused(tmp_path):
     build_model("cnn_b", 32, 4).save(path)
     with pytest.raises(UserError, match="not a model saved by this project"):
         read_metadata(path)
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_the_fused_batch_norm_computes_what_keras_batch_norm_does(training):
+    """Same weights, same input: the same outputs, gradients and moving statistics as Keras' BatchNormalization,
+    through TensorFlow's one fused kernel each way (in the traced graph: FusedBatchNormV3, no moments)."""
+    import numpy as np
+    import tensorflow as tf
+    from keras import layers
+
+    from brain_tumor.models import BN_MOMENTUM, FusedBatchNormalization
+
+    x = tf.constant(np.random.default_rng(0).normal(2.0, 3.0, (8, 6, 6, 5)).astype("float32"))
+    ours, theirs = FusedBatchNormalization(momentum=BN_MOMENTUM), layers.BatchNormalization(momentum=BN_MOMENTUM)
+    for layer in (ours, theirs):
+        layer.build(x.shape)
+    rng = np.random.default_rng(1)
+    weights = [rng.normal(1, 0.2, 5), rng.normal(0, 0.2, 5), rng.normal(0, 1, 5), rng.uniform(0.5, 2, 5)]
+    for layer in (ours, theirs):
+        layer.set_weights([w.astype("float32") for w in weights])
+    results = {}
+    for name, layer in (("ours", ours), ("theirs", theirs)):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = layer(x, training=training)
+            loss = tf.reduce_sum(y * tf.range(1.0, 6.0))
+        grads = tape.gradient(loss, [x, layer.gamma, layer.beta])
+        results[name] = [y, *grads, layer.moving_mean, layer.moving_variance]
+    for a, b in zip(results["ours"], results["theirs"]):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=2e-3, atol=2e-4)
+    graph = tf.function(lambda t: ours(t, training=training)).get_concrete_function(x).graph
+    kinds = {op.type for op in graph.get_operations()}
+    assert "FusedBatchNormV3" in kinds and "Mean" not in kinds, kinds
+
+
+def test_the_custom_cnns_normalise_with_the_fused_kernel_and_reload_with_it(tmp_path):
+    import numpy as np
+
+    from brain_tumor.models import FusedBatchNormalization, build_model, load_model, save_model
+
+    model = build_model("cnn_b", 32, 4, None)
+    assert sum(isinstance(layer, FusedBatchNormalization) for layer in model.layers) == 4
+    x = np.random.default_rng(0).uniform(0, 255, (2, 32, 32, 3)).astype("float32")
+    loaded, _ = load_model(save_model(model, tmp_path / "m.keras", {"class_names": list("abcd"), "image_size": 32}))
+    assert sum(isinstance(layer, FusedBatchNormalization) for layer in loaded.layers) == 4
+    np.testing.assert_allclose(loaded.predict_on_batch(x), model.predict_on_batch(x), atol=1e-6)
