@@ -13,14 +13,19 @@ def one_hot_probabilities(predicted: np.ndarray, classes: int = 4, confidence: f
     return out
 
 
-def test_complementary_models_are_mixed_and_a_useless_one_is_left_out():
-    labels = np.repeat([0, 1, 2, 3], 25)
-    # "a" is right and sure on classes 0-1, wrong and unsure on 2-3; "b" the other way round: mixed, each fills
-    # the other's gap
+def complementary(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """"a" is right and sure on classes 0-1, wrong and unsure on 2-3; "b" the other way round: each fills the other's
+    gap, so a mix of the two beats either."""
     a = np.where((labels < 2)[:, None], one_hot_probabilities(labels, confidence=0.9),
                  one_hot_probabilities(np.zeros_like(labels), confidence=0.4))
     b = np.where((labels >= 2)[:, None], one_hot_probabilities(labels, confidence=0.9),
                  one_hot_probabilities(np.full_like(labels, 3), confidence=0.4))
+    return a, b
+
+
+def test_complementary_models_are_mixed_and_a_useless_one_is_left_out():
+    labels = np.repeat([0, 1, 2, 3], 25)
+    a, b = complementary(labels)
     noise = one_hot_probabilities(np.random.default_rng(0).integers(0, 4, 100), confidence=0.99)
     probabilities = {"a": a, "b": b, "noise": noise}
     weights = select_members(probabilities, labels)
@@ -65,10 +70,7 @@ def test_the_outcome_records_why_no_mix_was_kept():
 
 def test_the_outcome_of_complementary_models_is_an_ensemble():
     labels = np.repeat([0, 1, 2, 3], 25)
-    a = np.where((labels < 2)[:, None], one_hot_probabilities(labels, confidence=0.9),
-                 one_hot_probabilities(np.zeros_like(labels), confidence=0.4))
-    b = np.where((labels >= 2)[:, None], one_hot_probabilities(labels, confidence=0.9),
-                 one_hot_probabilities(np.full_like(labels, 3), confidence=0.4))
+    a, b = complementary(labels)
     outcome = choose({"a": a, "b": b}, {"a": a, "b": b}, labels)
     assert outcome["decision"] == "built" and set(outcome["chosen"]["members"]) == {"a", "b"}
     assert outcome["chosen"]["val_macro_f1"] > outcome["best_single"]["val_macro_f1"]
