@@ -7,7 +7,7 @@ import json
 import time
 from pathlib import Path
 
-from brain_tumor import __version__
+from brain_tumor import __version__, files
 from brain_tumor.evaluation import predict_probabilities
 from brain_tumor.figures import ensemble_selection
 from brain_tumor.models import count_params, load_model, save_model
@@ -21,7 +21,7 @@ def _record(run_dir: str, outcome: dict) -> None:
     """The step's outcome in the run folder (report/ensemble/selection.json), whatever it is, for the report."""
     path = ensemble_selection(run_dir)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(outcome, indent=2))
+    files.write_text(path, json.dumps(outcome, indent=2))
     print(outcome["sentence"])
     report_text(outcome["sentence"])  # on the step's ClearML page too
 

@@ -207,15 +207,14 @@ def step_data(manifest: str, image_size: int, expected_hash: str, dataset_id: st
     """The split images a step needs: from the manifest where this machine has it and the images it lists (local
     runs, shared disks), else re-derived from the dataset version's local copy (the split is deterministic) and
     checked against its hash. A run folder on a shared disk may hold another agent's manifest, listing that agent's
-    copy of the dataset: this agent then derives its own into a folder of its copy's, and leaves that one alone."""
+    copy of the dataset: this agent then splits its own copy into a folder of its own there, and leaves that
+    manifest alone."""
     from brain_tumor.data import dataset_hash, find_layout
     from brain_tumor.experiment import load_prepared, prepare_data, read_manifest
 
-    foreign = False
-    if Path(manifest).is_file():
-        if not dataset_id or all(Path(f).is_file() for f in read_manifest(manifest)[0]["file"]):
-            return load_prepared(manifest, image_size, crop=crop)
-        foreign = True
+    foreign = Path(manifest).is_file()  # and, unless it lists files this machine has, another agent's
+    if foreign and (not dataset_id or all(Path(f).is_file() for f in read_manifest(manifest)[0]["file"])):
+        return load_prepared(manifest, image_size, crop=crop)
     if not dataset_id:
         raise UserError(f"The manifest {manifest} is not on this machine and the run has no dataset id to fetch the "
                         f"images from: register the data on the server (brain-tumor launch) or share the run folder.")
